@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from agents.models import Agent
+from workstreams.models import Queue
+
+User = get_user_model()
+
+
+class QueuePicker(admin.widgets.FilteredSelectMultiple):
+    """The two-box picker in a wrapper of its own: its script moves the boxes to the start
+    of the select's parent, which would otherwise put them before the field's label."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        return format_html('<div class="related-widget-wrapper">{}</div>', super().render(name, value, attrs, renderer))
+
+
+class AgentForm(forms.ModelForm):
+    queues = forms.ModelMultipleChoiceField(
+        label=capfirst(_("queues")),
+        queryset=Queue.objects.all(),
+        required=False,
+        widget=QueuePicker(_("queues"), is_stacked=False),
+        help_text=_("The queues whose conversations this agent handles."),
+    )
+
+    class Meta:
+        model = Agent
+        fields = ["user", "presence", "presence_auto", "capacity"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["queues"].initial = self.instance.queues.all()
+
+    def _save_m2m(self):
+        super()._save_m2m()
+        self.instance.queues.set(self.cleaned_data["queues"])
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    form = AgentForm
+    list_display = ["display_name", "username", "presence", "presence_auto", "capacity_in_use", "queue_names"]
+    list_filter = ["presence", "queues"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+
+    def get_queryset(self, request):
+        from conversations.selectors import capacity_used_expression
+
+        return super().get_queryset(request).prefetch_related("queues").annotate(used=capacity_used_expression())
+
+    @admin.display(description=_("capacity in use"), ordering="used")
+    def capacity_in_use(self, obj: Agent) -> str:
+        return f"{obj.used} / {obj.capacity}"
+
+    @admin.display(description=_("name"), ordering="user__first_name")
+    def display_name(self, obj: Agent) -> str:
+        return obj.display_name
+
+    @admin.display(description=_("username"), ordering="user__username")
+    def username(self, obj: Agent) -> str:
+        return obj.user.get_username()
+
+    @admin.display(description=_("queues"))
+    def queue_names(self, obj: Agent) -> str:
+        return ", ".join(queue.name for queue in obj.queues.all()) or "–"
+
+
+class AgentInline(admin.StackedInline):
+    model = Agent
+    form = AgentForm
+    can_delete = True
+    extra = 0
+    max_num = 1
+    fields = ["presence", "presence_auto", "capacity", "queues"]
+    verbose_name = _("agent profile")
+    verbose_name_plural = _("agent profile (add one to make this user an agent)")
+    # The stock template titles a one-form inline with verbose_name only; this one uses
+    # verbose_name_plural, with its hint, while the user has no profile yet.
+    template = "admin/agents/agent/user_inline.html"
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    inlines = [*DjangoUserAdmin.inlines, AgentInline]

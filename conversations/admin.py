@@ -1,0 +1,222 @@
+"""The conversation console: read-only history, and supervisor actions through the engine."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from agents.models import Agent
+from conversations import services
+from conversations.errors import DomainError
+from conversations.models import Conversation, Customer, Message, Status
+
+
+class ReadOnlyAdminMixin:
+    """History is written by the engine only; the admin shows it."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Message
+    fields = ["seq", "created_at", "sender", "author", "kind", "body"]
+    readonly_fields = fields
+    ordering = ["seq"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = _("messages (full history)")
+
+
+class ReassignForm(forms.Form):
+    agent = forms.ModelChoiceField(
+        label=_("agent"), queryset=Agent.objects.select_related("user").order_by("user__username")
+    )
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "status",
+        "workstream",
+        "queue",
+        "agent",
+        "customer_link",
+        "waiting_since",
+        "last_activity_at",
+    ]
+    list_filter = ["status", "workstream", "queue", "agent", "workstream__persistent"]
+    search_fields = [
+        "=id",
+        "customer__display_name",
+        "customer__email",
+        "customer__external_id",
+        "agent__user__username",
+    ]
+    list_select_related = ["workstream", "queue", "agent__user", "customer"]
+    date_hierarchy = "created_at"
+    inlines = [MessageInline]
+    actions = ["force_close", "reassign"]
+    fieldsets = [
+        (None, {"fields": ["status", "workstream", "widget", "queue", "agent", "customer", "language", "last_seq"]}),
+        (
+            _("Timeline"),
+            {
+                "fields": [
+                    "created_at",
+                    "queued_at",
+                    "first_assigned_at",
+                    "assigned_at",
+                    "last_customer_message_at",
+                    "last_agent_message_at",
+                    "last_activity_at",
+                    "waiting_since",
+                    "returned_at",
+                    "ended_at",
+                    "closed_at",
+                ]
+            },
+        ),
+        (_("Ending"), {"fields": ["ended_by", "end_reason", "wrap_up_notes"]}),
+    ]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(description=_("customer"), ordering="customer__display_name")
+    def customer_link(self, obj: Conversation) -> str:
+        url = reverse("admin:conversations_customer_change", args=[obj.customer_id])
+        return format_html('<a href="{}">{}</a>', url, obj.customer.name)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.is_staff:
+            return {}
+        return actions
+
+    @admin.action(description=_("Force-close selected conversations"))
+    def force_close(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse | None:
+        if not request.user.is_staff:
+            raise PermissionDenied
+        open_ones = queryset.exclude(status=Status.CLOSED)
+        if request.POST.get("post"):
+            name = request.user.get_full_name() or request.user.get_username()
+            closed = 0
+            for pk in open_ones.values_list("pk", flat=True):
+                try:
+                    services.conversation_force_close(conversation_id=pk, by_name=name)
+                    closed += 1
+                except DomainError as exc:
+                    self.message_user(request, f"#{pk}: {exc.detail}", messages.WARNING)
+            self.message_user(
+                request,
+                ngettext("Closed %(n)d conversation.", "Closed %(n)d conversations.", closed) % {"n": closed},
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/conversations/force_close_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Force-close conversations?"),
+                "conversations": open_ones.select_related("customer", "agent__user"),
+                "queryset": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(description=_("Reassign selected conversations to an agent"))
+    def reassign(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse | None:
+        if not request.user.is_staff:
+            raise PermissionDenied
+        form = ReassignForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            agent = form.cleaned_data["agent"]
+            moved = 0
+            for conversation in queryset.exclude(status__in=[Status.CLOSED, Status.WRAP_UP]):
+                try:
+                    if conversation.status == Status.OPEN:
+                        services.conversation_assign(conversation_id=conversation.pk, agent=agent)
+                    else:
+                        services.conversation_transfer(
+                            conversation_id=conversation.pk, agent=None, to_agent=agent, supervisor=True
+                        )
+                    moved += 1
+                except DomainError as exc:
+                    self.message_user(request, f"#{conversation.pk}: {exc.detail}", messages.WARNING)
+            self.message_user(
+                request,
+                ngettext(
+                    "Reassigned %(n)d conversation to %(agent)s.", "Reassigned %(n)d conversations to %(agent)s.", moved
+                )
+                % {"n": moved, "agent": agent},
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/conversations/reassign.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Reassign conversations"),
+                "form": form,
+                "queryset": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+
+class ConversationInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Conversation
+    fields = ["link", "status", "workstream", "agent", "created_at", "closed_at"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = False
+    ordering = ["-created_at"]
+
+    @admin.display(description=_("conversation"))
+    def link(self, obj: Conversation) -> str:
+        return format_html(
+            '<a href="{}">#{}</a>', reverse("admin:conversations_conversation_change", args=[obj.pk]), obj.pk
+        )
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "email", "external_id", "authenticated_display", "scope", "created_at"]
+    list_filter = ["authentication_setting", "widget"]
+    search_fields = ["display_name", "email", "external_id"]
+    list_select_related = ["authentication_setting", "widget"]
+    fields = ["display_name", "email", "external_id", "authentication_setting", "widget", "context", "created_at"]
+    readonly_fields = fields
+    inlines = [ConversationInline]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(boolean=True, description=_("authenticated"))
+    def authenticated_display(self, obj: Customer) -> bool:
+        return obj.authenticated
+
+    @admin.display(description=_("scope"))
+    def scope(self, obj: Customer) -> str:
+        return str(obj.authentication_setting or obj.widget)

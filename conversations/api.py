@@ -1,0 +1,330 @@
+"""The REST API of PROTOCOL.md: the customer's widget endpoints and the agent's conversation
+endpoints. Views authenticate, parse, call one service or selector, and render with
+conversations.events (the one source of the wire format)."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.models import Agent
+from conversations import events, services
+from conversations.authentication import authenticate_customer, get_widget, issue_visitor_token
+from conversations.errors import AuthenticationRequired, NotFound, ValidationFailed
+from conversations.models import Conversation, Customer, Status
+from conversations.selectors import current_conversation, message_page
+from conversations.serializers import (
+    AgentConversationOut,
+    CloseInput,
+    ConversationListOut,
+    ConversationOut,
+    CurrentConversationOut,
+    ErrorOut,
+    MessageOut,
+    MessagePageOut,
+    MessagePageQuery,
+    MessageSend,
+    MessageSendDoc,
+    TokenOut,
+    TransferInput,
+    WidgetConfigOut,
+)
+from omnichannel.api import AgentThrottle, WidgetThrottle
+from workstreams.models import ChatWidget, DistributionMode, Queue
+
+ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 413, 429), ErrorOut)
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "after_seq",
+        {"type": "integer", "minimum": 0},
+        description="Messages after this seq, oldest first (wins over before_seq).",
+    ),
+    OpenApiParameter("before_seq", {"type": "integer", "minimum": 0}, description="The page just before this seq."),
+    OpenApiParameter(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 200}, description="Page size, default 50, at most 200."
+    ),
+]
+BEARER = [OpenApiParameter("Authorization", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Bearer <token>")]
+
+
+def _page(conversation_id: int | None, query_params) -> dict:
+    query = MessagePageQuery(data=query_params)
+    query.is_valid(raise_exception=True)
+    if conversation_id is None:
+        return {"messages": [], "has_more": False}
+    messages, has_more = message_page(conversation_id, **query.validated_data)
+    return {"messages": [events.message_object(m) for m in messages], "has_more": has_more}
+
+
+def _send_response(result: services.SendResult) -> Response:
+    return Response(
+        events.message_object(result.message),
+        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+    )
+
+
+# --- Customer side ---------------------------------------------------------------------------------
+
+
+class WidgetApiView(APIView):
+    """No Django authentication (a customer's browser may hold an unrelated admin session):
+    customers send ``Authorization: Bearer <token>``."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [WidgetThrottle]
+
+    def widget(self, widget_key: str) -> ChatWidget:
+        return get_widget(widget_key)
+
+    def customer(self, request: Request, widget: ChatWidget) -> Customer:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationRequired()
+        return authenticate_customer(widget, token.strip())
+
+
+class WidgetConfigApi(WidgetApiView):
+    @extend_schema(responses={200: WidgetConfigOut, 404: ErrorOut}, summary="Widget configuration")
+    def get(self, request: Request, widget_key: str) -> Response:
+        widget = self.widget(widget_key)
+        workstream = widget.workstream
+        hours = widget.effective_operating_hours
+        now = timezone.now()
+        online = hours is None or hours.is_open(now)
+        next_opening = None if online else hours.next_opening(now)
+        return Response(
+            {
+                "title": widget.title,
+                "subtitle": widget.subtitle,
+                "colour": widget.colour,
+                "mode": workstream.mode,
+                "customer_can_end": workstream.customer_can_end,
+                "auth_required": widget.authentication_setting_id is not None,
+                "online": online,
+                "next_opening": next_opening.isoformat() if next_opening else None,
+                "language": widget.language,
+            }
+        )
+
+
+class VisitorTokenApi(WidgetApiView):
+    @extend_schema(request=None, responses={201: TokenOut, **ERRORS}, summary="Visitor token (anonymous live chat)")
+    def post(self, request: Request, widget_key: str) -> Response:
+        return Response({"token": issue_visitor_token(self.widget(widget_key))}, status=status.HTTP_201_CREATED)
+
+
+class CustomerConversationApi(WidgetApiView):
+    @extend_schema(parameters=BEARER, responses={200: CurrentConversationOut, **ERRORS})
+    def get(self, request: Request, widget_key: str) -> Response:
+        widget = self.widget(widget_key)
+        conversation = current_conversation(self.customer(request, widget), widget.workstream)
+        return Response({"conversation": events.conversation_object(conversation) if conversation else None})
+
+
+class CustomerMessagesApi(WidgetApiView):
+    @extend_schema(parameters=BEARER + PAGE_PARAMETERS, responses={200: MessagePageOut, **ERRORS})
+    def get(self, request: Request, widget_key: str) -> Response:
+        widget = self.widget(widget_key)
+        conversation = current_conversation(self.customer(request, widget), widget.workstream)
+        return Response(_page(conversation.pk if conversation else None, request.query_params))
+
+    @extend_schema(parameters=BEARER, request=MessageSendDoc, responses={200: MessageOut, 201: MessageOut, **ERRORS})
+    def post(self, request: Request, widget_key: str) -> Response:
+        widget = self.widget(widget_key)
+        customer = self.customer(request, widget)
+        data = MessageSend(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _send_response(
+            services.customer_message_send(
+                widget=widget,
+                customer=customer,
+                body=data.validated_data["body"],
+                client_id=data.validated_data.get("client_id"),
+            )
+        )
+
+
+class CustomerEndApi(WidgetApiView):
+    @extend_schema(parameters=BEARER, request=None, responses={200: ConversationOut, **ERRORS})
+    def post(self, request: Request, widget_key: str) -> Response:
+        """PROTOCOL.md: "200 with the conversation" (the object itself, like the message of POST
+        .../messages/)."""
+        widget = self.widget(widget_key)
+        conversation = services.customer_conversation_end(widget=widget, customer=self.customer(request, widget))
+        return Response(events.conversation_object(conversation))
+
+
+# --- Agent side ----------------------------------------------------------------------------------------
+
+AGENT_RELATED = ("workstream", "queue", "customer", "agent__user")
+
+
+class AgentApiView(APIView):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AgentThrottle]
+
+    def agent(self, request: Request) -> Agent:
+        agent = Agent.objects.select_related("user").filter(user=request.user).first()
+        if agent is None:
+            raise PermissionDenied("Only agents may use this endpoint.")
+        return agent
+
+    def visible(self, request: Request, conversation_id: int) -> Conversation:
+        """Mine, or open in my pick queues; staff see all. Anything else does not exist."""
+        conversations = Conversation.objects.select_related(*AGENT_RELATED)
+        if not request.user.is_staff:
+            agent = self.agent(request)
+            conversations = conversations.filter(
+                Q(agent=agent)
+                | Q(
+                    status=Status.OPEN,
+                    workstream__distribution_mode=DistributionMode.PICK,
+                    queue__agents=agent,
+                )
+            ).distinct()
+        conversation = conversations.filter(pk=conversation_id).first()
+        if conversation is None:
+            raise NotFound()
+        return conversation
+
+    def respond(self, conversation: Conversation) -> Response:
+        conversation = Conversation.objects.select_related(*AGENT_RELATED).get(pk=conversation.pk)
+        return Response(events.conversation_object(conversation, for_agent=True))
+
+
+class AgentConversationsApi(AgentApiView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                {"type": "array", "items": {"type": "string", "enum": list(Status.values)}},
+                style="form",
+                explode=False,
+                description="Comma-separated statuses (default: every status but closed).",
+            )
+        ],
+        responses={200: ConversationListOut, **ERRORS},
+        operation_id="v1_agent_conversations_list",
+    )
+    def get(self, request: Request) -> Response:
+        agent = self.agent(request)
+        wanted = [s for s in request.query_params.get("status", "").split(",") if s]
+        if any(s not in Status.values for s in wanted):
+            raise ValidationFailed(f"status must be among {', '.join(Status.values)}")
+        conversations = Conversation.objects.filter(agent=agent).select_related(*AGENT_RELATED)
+        conversations = (
+            conversations.filter(status__in=wanted) if wanted else conversations.exclude(status=Status.CLOSED)
+        )
+        return Response(
+            {
+                "conversations": [
+                    events.conversation_object(c, for_agent=True) for c in conversations.order_by("-last_activity_at")
+                ]
+            }
+        )
+
+
+class AgentQueueApi(AgentApiView):
+    @extend_schema(responses={200: ConversationListOut, **ERRORS})
+    def get(self, request: Request) -> Response:
+        agent = self.agent(request)
+        conversations = (
+            Conversation.objects.filter(
+                status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK, queue__agents=agent
+            )
+            .select_related(*AGENT_RELATED)
+            .order_by("queued_at", "pk")
+        )
+        return Response({"conversations": [events.conversation_object(c, for_agent=True) for c in conversations]})
+
+
+class AgentConversationApi(AgentApiView):
+    @extend_schema(responses={200: AgentConversationOut, **ERRORS})
+    def get(self, request: Request, conversation_id: int) -> Response:
+        return self.respond(self.visible(request, conversation_id))
+
+
+class AgentMessagesApi(AgentApiView):
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: MessagePageOut, **ERRORS})
+    def get(self, request: Request, conversation_id: int) -> Response:
+        return Response(_page(self.visible(request, conversation_id).pk, request.query_params))
+
+    @extend_schema(request=MessageSendDoc, responses={200: MessageOut, 201: MessageOut, **ERRORS})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        data = MessageSend(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _send_response(
+            services.agent_message_send(
+                conversation_id=conversation_id,
+                agent=self.agent(request),
+                body=data.validated_data["body"],
+                client_id=data.validated_data.get("client_id"),
+            )
+        )
+
+
+class _ActionApi(AgentApiView):
+    service = None
+
+    @extend_schema(request=None, responses={200: AgentConversationOut, **ERRORS})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        return self.respond(type(self).service(conversation_id=conversation_id, agent=self.agent(request)))
+
+
+class PickApi(_ActionApi):
+    service = staticmethod(services.conversation_pick)
+
+
+class WaitApi(_ActionApi):
+    service = staticmethod(services.conversation_wait)
+
+
+class ResumeApi(_ActionApi):
+    service = staticmethod(services.conversation_resume)
+
+
+class EndApi(_ActionApi):
+    service = staticmethod(services.conversation_end)
+
+
+class CloseApi(AgentApiView):
+    @extend_schema(request=CloseInput, responses={200: AgentConversationOut, **ERRORS})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        data = CloseInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self.respond(
+            services.conversation_close(
+                conversation_id=conversation_id, agent=self.agent(request), notes=data.validated_data.get("notes", "")
+            )
+        )
+
+
+class TransferApi(AgentApiView):
+    @extend_schema(request=TransferInput, responses={200: AgentConversationOut, **ERRORS})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        data = TransferInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        to_agent = to_queue = None
+        if "agent_id" in data.validated_data:
+            to_agent = Agent.objects.select_related("user").filter(pk=data.validated_data["agent_id"]).first()
+            if to_agent is None:
+                raise NotFound("No such agent.")
+        else:
+            to_queue = Queue.objects.filter(pk=data.validated_data["queue_id"]).first()
+            if to_queue is None:
+                raise NotFound("No such queue.")
+        return self.respond(
+            services.conversation_transfer(
+                conversation_id=conversation_id, agent=self.agent(request), to_agent=to_agent, to_queue=to_queue
+            )
+        )

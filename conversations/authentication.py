@@ -1,0 +1,102 @@
+"""Who the customer is: a verified JWT of the widget's authentication setting, or a visitor
+token issued for one widget (anonymous live chat). Used by the REST API and the sockets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core import signing
+from django.db import IntegrityError, transaction
+
+from conversations.errors import AuthenticationRequired, InvalidToken, NotFound
+from conversations.models import Customer
+from workstreams import authentication as jwt_auth
+from workstreams.models import ChatWidget
+
+VISITOR_TOKEN_MAX_AGE = 60 * 60 * 24 * 30  # 30 days
+MAX_CONTEXT_BYTES = 8192
+
+
+def _visitor_salt(widget: ChatWidget) -> str:
+    return f"omnichannel.visitor:{widget.widget_key}"
+
+
+def get_widget(widget_key: str) -> ChatWidget:
+    try:
+        return ChatWidget.objects.select_related(
+            "workstream__queue__operating_hours", "authentication_setting", "operating_hours"
+        ).get(widget_key=widget_key)
+    except (ChatWidget.DoesNotExist, ValueError):
+        raise NotFound() from None
+
+
+def issue_visitor_token(widget: ChatWidget) -> str:
+    if widget.authentication_setting_id is not None:
+        raise AuthenticationRequired()
+    return signing.dumps({"v": uuid.uuid4().hex}, salt=_visitor_salt(widget), compress=False)
+
+
+def _visitor_id(widget: ChatWidget, token: str) -> str | None:
+    try:
+        data = signing.loads(token, salt=_visitor_salt(widget), max_age=VISITOR_TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    visitor = data.get("v") if isinstance(data, dict) else None
+    return visitor if isinstance(visitor, str) and visitor else None
+
+
+def _clean_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    name = claims.get("name")
+    email = claims.get("email")
+    context = claims.get("context")
+    values: dict[str, Any] = {}
+    if isinstance(name, str):
+        values["display_name"] = name.strip()[:255]
+    if isinstance(email, str) and "@" in email and len(email) <= 254:
+        values["email"] = email.strip()
+    if isinstance(context, dict) and len(json.dumps(context)) <= MAX_CONTEXT_BYTES:
+        values["context"] = context
+    return values
+
+
+def authenticate_customer(widget: ChatWidget, token: object) -> Customer:
+    """The customer a token stands for in this widget, created on first sight; claims
+    ``name``, ``email`` and ``context`` update it. Raises ``InvalidToken`` or
+    ``AuthenticationRequired``."""
+    if not isinstance(token, str) or not token:
+        raise AuthenticationRequired()
+    setting = widget.authentication_setting
+    if setting is None:
+        visitor = _visitor_id(widget, token)
+        if visitor is None:
+            raise InvalidToken()
+        return _get_or_create(widget=widget, setting=None, external_id=visitor, values={})
+    if _visitor_id(widget, token) is not None:
+        raise AuthenticationRequired()
+    try:
+        claims = jwt_auth.verify_customer_token(setting, token)
+    except jwt_auth.InvalidToken:
+        raise InvalidToken() from None
+    return _get_or_create(widget=None, setting=setting, external_id=claims["sub"], values=_clean_claims(claims))
+
+
+def _get_or_create(*, widget, setting, external_id: str, values: dict[str, Any]) -> Customer:
+    lookup = {"authentication_setting": setting, "external_id": external_id}
+    if setting is None:
+        lookup["widget"] = widget
+    customer = Customer.objects.filter(**lookup).first()
+    if customer is None:
+        try:
+            with transaction.atomic():
+                return Customer.objects.create(**lookup, **values)
+        except IntegrityError:
+            customer = Customer.objects.get(**lookup)
+    changed = [field for field, value in values.items() if getattr(customer, field) != value]
+    if changed:
+        for field in changed:
+            setattr(customer, field, values[field])
+        customer.save(update_fields=changed)
+    return customer

@@ -1,0 +1,321 @@
+"""The customer's WebSocket, ``/ws/widget/<widget_key>/`` (PROTOCOL.md), and the transport
+base it shares with the agent's socket. Consumers are transport: authenticate, join groups,
+validate frames, call one service, forward group events. The database and ``seq`` are the
+truth; the channel layer only speeds things up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
+
+from conversations import events, services
+from conversations.authentication import authenticate_customer, get_widget
+from conversations.errors import (
+    BadFrame,
+    DomainError,
+    NotFound,
+    OriginNotAllowed,
+    RateLimited,
+    Unavailable,
+)
+from conversations.models import Customer
+from conversations.selectors import MAX_PAGE, current_conversation, message_page
+from omnichannel import ratelimit
+
+logger = logging.getLogger(__name__)
+
+AUTH_TIMEOUT = 10.0
+MAX_FRAME = 32 * 1024
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+MESSAGE_RATE = (20, 10)  # per customer: 20 messages per 10 seconds
+TYPING_INTERVAL = 2.0
+
+
+class SeqTracker:
+    """Which message seqs this socket has been sent, per conversation: a watermark plus the
+    few above it, so a frame is never sent twice on one socket."""
+
+    def __init__(self) -> None:
+        self._low: dict[int, int] = {}
+        self._above: dict[int, set[int]] = {}
+
+    def seen(self, conversation_id: int, seq: int) -> bool:
+        low = self._low.get(conversation_id, 0)
+        return seq <= low or seq in self._above.get(conversation_id, ())
+
+    def add(self, conversation_id: int, seq: int) -> None:
+        low = self._low.get(conversation_id, 0)
+        above = self._above.setdefault(conversation_id, set())
+        above.add(seq)
+        while low + 1 in above:
+            low += 1
+            above.discard(low)
+        self._low[conversation_id] = low
+
+    def start_at(self, conversation_id: int, seq: int) -> None:
+        """Everything up to ``seq`` is known to the client (its after_seq)."""
+        if seq > self._low.get(conversation_id, 0):
+            self._low[conversation_id] = seq
+            self._above[conversation_id] = {s for s in self._above.get(conversation_id, ()) if s > seq}
+
+
+class ProtocolConsumer(AsyncWebsocketConsumer):
+    """JSON frames, error frames that keep the socket open, the auth deadline, group
+    membership, and message frames deduplicated by seq."""
+
+    authenticated = False
+
+    async def connect(self) -> None:
+        self.groups_joined: set[str] = set()
+        self.sent = SeqTracker()
+        self.auth_deadline: asyncio.Task | None = None
+        await self.accept()
+        self.auth_deadline = asyncio.ensure_future(self._close_if_not_authenticated())
+
+    async def _close_if_not_authenticated(self) -> None:
+        await asyncio.sleep(AUTH_TIMEOUT)
+        if not self.authenticated:
+            await self.send_error(
+                "authentication_required", "No auth frame within 10 seconds.", close=CLOSE_UNAUTHENTICATED
+            )
+
+    async def disconnect(self, code) -> None:
+        if self.auth_deadline is not None:
+            self.auth_deadline.cancel()
+        for group in list(self.groups_joined):
+            await self.leave(group)
+
+    async def join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def leave(self, group: str) -> None:
+        if group in self.groups_joined:
+            self.groups_joined.discard(group)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # Redis gone: the membership expires on its own
+                logger.debug("group_discard %s failed", group, exc_info=True)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def send_error(
+        self, code: str, detail: str, *, client_id: Any = None, close: int | None = None, **extra: Any
+    ) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail, **extra}
+        if client_id is not None:
+            frame["client_id"] = client_id
+        await self.send_frame(frame)
+        if close is not None:
+            await self.close(code=close)
+
+    async def send_message(self, message: dict[str, Any], *, force: bool = False) -> None:
+        conversation_id, seq = message["conversation_id"], message["seq"]
+        if self.sent.seen(conversation_id, seq) and not force:
+            return
+        self.sent.add(conversation_id, seq)
+        await self.send_frame({"type": "message", "message": message})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        client_id = None
+        try:
+            if text_data is None or len(text_data) > MAX_FRAME:
+                raise BadFrame("Frames are JSON text of at most 32 KiB.")
+            try:
+                frame = json.loads(text_data)
+            except ValueError:
+                raise BadFrame("The frame is not JSON.") from None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise BadFrame('A frame is a JSON object with a "type".')
+            client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+            if frame["type"] == "auth":
+                if self.authenticated:
+                    raise BadFrame("Already authenticated.")
+                await self.authenticate(frame)
+                return
+            if not self.authenticated:
+                await self.send_error(
+                    "authentication_required", "The first frame must be an auth frame.", close=CLOSE_UNAUTHENTICATED
+                )
+                return
+            handler = self.frame_handlers().get(frame["type"])
+            if handler is None:
+                raise BadFrame(f"Unknown frame type {frame['type']!r}.")
+            await handler(frame)
+        except DomainError as error:
+            await self.send_error(error.code, error.detail, client_id=client_id, **error.extra)
+        except DatabaseError:
+            logger.warning("database unavailable while handling a frame", exc_info=True)
+            error = Unavailable()
+            await self.send_error(error.code, error.detail, client_id=client_id)
+
+    def frame_handlers(self) -> dict[str, Any]:
+        return {}
+
+    async def authenticate(self, frame: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def broadcast(self, event: dict[str, Any]) -> None:
+        """A group event from the engine (conversations.events)."""
+        frame = event["frame"]
+        if frame.get("type") == "message":
+            await self.send_message(frame["message"])
+        else:
+            await self.on_frame(frame)
+
+    async def on_frame(self, frame: dict[str, Any]) -> None:
+        await self.send_frame(frame)
+
+
+def required(frame: dict[str, Any], name: str, kind: type = str) -> Any:
+    value = frame.get(name)
+    if value is None:
+        raise BadFrame(f'The frame needs "{name}".')
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadFrame(f'"{name}" has the wrong type.')
+    return value
+
+
+def optional_seq(frame: dict[str, Any], name: str) -> int:
+    value = frame.get(name, 0)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadFrame(f'"{name}" must be a non-negative integer.')
+    return value
+
+
+# --- The customer's socket -------------------------------------------------------------------------
+
+
+def _server_origins(scope) -> set[str]:
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin1")
+    return {f"http://{host}", f"https://{host}"} if host else set()
+
+
+class WidgetConsumer(ProtocolConsumer):
+    """``/ws/widget/<widget_key>/``: one customer of one widget."""
+
+    async def connect(self) -> None:
+        await super().connect()
+        try:
+            self.widget = await database_sync_to_async(get_widget)(self.scope["url_route"]["kwargs"]["widget_key"])
+        except NotFound:
+            await self.send_error("not_found", "No such widget.", close=CLOSE_FORBIDDEN)
+            return
+        origin = dict(self.scope.get("headers") or []).get(b"origin")
+        if origin is not None:
+            parts = urlsplit(origin.decode("latin1"))
+            origin_text = f"{parts.scheme}://{parts.netloc}"
+            if origin_text not in set(self.widget.origins) | _server_origins(self.scope):
+                error = OriginNotAllowed()
+                await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
+                return
+        self.customer: Customer | None = None
+        self.conversation_id: int | None = None
+        self.agent_id: int | None = None
+        self.last_typing = 0.0
+
+    async def disconnect(self, code) -> None:
+        await super().disconnect(code)
+        if getattr(self, "customer", None) is not None and self.authenticated:
+            try:
+                await database_sync_to_async(services.customer_disconnected)(customer=self.customer)
+            except DatabaseError:
+                logger.warning("could not record a customer disconnect", exc_info=True)
+
+    def frame_handlers(self):
+        return {
+            "message.send": self.on_message_send,
+            "typing": self.on_typing,
+            "conversation.end": self.on_conversation_end,
+        }
+
+    async def authenticate(self, frame: dict[str, Any]) -> None:
+        token = frame.get("token")
+        after_seq = optional_seq(frame, "after_seq")
+        try:
+            customer = await database_sync_to_async(authenticate_customer)(self.widget, token)
+        except DomainError as error:
+            await self.send_error(error.code, error.detail, close=CLOSE_UNAUTHENTICATED)
+            return
+        self.customer = customer
+        self.authenticated = True
+        if self.auth_deadline is not None:
+            self.auth_deadline.cancel()
+        # Join before reading, so nothing committed after the read is missed.
+        await self.join(events.customer_group(customer.pk, self.widget.workstream_id))
+        await database_sync_to_async(services.customer_connected)(customer=customer)
+        conversation, messages, has_more = await database_sync_to_async(self._ready_state)(after_seq)
+        if conversation is not None:
+            self.sent.start_at(conversation["id"], after_seq)
+            for message in messages:
+                self.sent.add(message["conversation_id"], message["seq"])
+        await self.send_frame(
+            {"type": "ready", "conversation": conversation, "messages": messages, "has_more": has_more}
+        )
+
+    def _ready_state(self, after_seq: int):
+        conversation = current_conversation(self.customer, self.widget.workstream)
+        if conversation is None:
+            return None, [], False
+        self._track(conversation.pk, conversation.agent_id)
+        messages, has_more = message_page(conversation.pk, after_seq=after_seq, limit=MAX_PAGE)
+        return (
+            events.conversation_object(conversation),
+            [events.message_object(m) for m in messages],
+            has_more,
+        )
+
+    def _track(self, conversation_id: int, agent_id: int | None) -> None:
+        self.conversation_id = conversation_id
+        self.agent_id = agent_id
+
+    async def on_frame(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "conversation":
+            conversation = frame["conversation"]
+            agent = conversation.get("agent")
+            if conversation["status"] != "closed" or conversation["id"] == self.conversation_id:
+                self._track(conversation["id"], agent["id"] if agent else None)
+        await self.send_frame(frame)
+
+    async def on_message_send(self, frame: dict[str, Any]) -> None:
+        client_id = required(frame, "client_id")
+        body = required(frame, "body")
+        if not await sync_to_async(ratelimit.allow, thread_sensitive=False)(
+            f"customer:{self.customer.pk}", *MESSAGE_RATE
+        ):
+            raise RateLimited()
+        result = await database_sync_to_async(services.customer_message_send)(
+            widget=self.widget, customer=self.customer, body=body, client_id=client_id
+        )
+        if result.conversation.pk != self.conversation_id and result.created:
+            self._track(result.conversation.pk, result.conversation.agent_id)
+        # The echo is the acknowledgement: sent now, whatever the channel layer does.
+        await self.send_message(events.message_object(result.message), force=not result.created)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self.last_typing < TYPING_INTERVAL or self.conversation_id is None or self.agent_id is None:
+            return
+        self.last_typing = now
+        await self.channel_layer.group_send(
+            events.agent_group(self.agent_id),
+            {"type": "broadcast", "frame": events.typing_frame(self.conversation_id, "customer")},
+        )
+
+    async def on_conversation_end(self, frame: dict[str, Any]) -> None:
+        await database_sync_to_async(services.customer_conversation_end)(widget=self.widget, customer=self.customer)

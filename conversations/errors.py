@@ -1,0 +1,100 @@
+"""Typed domain errors of the conversation engine. Every interface (REST, WebSocket,
+inbox, admin) maps them to the same ``code`` and HTTP status (PROTOCOL.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils.translation import gettext_lazy as _
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+    default_detail = _("The request could not be carried out.")
+
+    def __init__(self, detail: str | None = None, **extra: object) -> None:
+        self.detail = str(detail or self.default_detail)
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    code, status = "not_found", 404
+    default_detail = _("Not found.")
+
+
+class Forbidden(DomainError):
+    code, status = "forbidden", 403
+    default_detail = _("You may not do that.")
+
+
+class InvalidTransition(DomainError):
+    code, status = "invalid_transition", 409
+    default_detail = _("The conversation is not in a state that allows this.")
+
+
+class CustomerCannotEnd(DomainError):
+    code, status = "customer_cannot_end", 403
+    default_detail = _("Only an agent can end a persistent conversation.")
+
+
+class OutsideOperatingHours(DomainError):
+    code, status = "outside_operating_hours", 409
+    default_detail = _("We are closed right now.")
+
+    def __init__(self, next_opening: datetime | None, detail: str | None = None) -> None:
+        super().__init__(detail, next_opening=next_opening.isoformat() if next_opening else None)
+        self.next_opening = next_opening
+
+
+class BodyEmpty(DomainError):
+    code, status = "body_empty", 400
+    default_detail = _("The message is empty.")
+
+
+class BodyTooLong(DomainError):
+    code, status = "body_too_long", 413
+    default_detail = _("The message is longer than 4,000 characters.")
+
+
+class ValidationFailed(DomainError):
+    code, status = "validation_error", 400
+    default_detail = _("Invalid input.")
+
+
+class AgentUnavailable(DomainError):
+    """Addition to PROTOCOL.md: the target agent of a transfer or pick cannot take it."""
+
+    code, status = "agent_unavailable", 409
+    default_detail = _("That agent cannot take this conversation now.")
+
+
+class InvalidToken(DomainError):
+    code, status = "invalid_token", 401
+    default_detail = _("The token is not valid.")
+
+
+class AuthenticationRequired(DomainError):
+    code, status = "authentication_required", 401
+    default_detail = _("This widget needs a token signed by its website.")
+
+
+class OriginNotAllowed(DomainError):
+    code, status = "origin_not_allowed", 403
+    default_detail = _("This origin may not use the widget.")
+
+
+class RateLimited(DomainError):
+    code, status = "rate_limited", 429
+    default_detail = _("Too many requests; slow down.")
+
+
+class BadFrame(DomainError):
+    code, status = "bad_frame", 400
+    default_detail = _("The frame is not valid.")
+
+
+class Unavailable(DomainError):
+    code, status = "unavailable", 503
+    default_detail = _("A service is unavailable; retry later.")

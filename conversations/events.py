@@ -1,0 +1,179 @@
+"""The wire format (PROTOCOL.md) and the one broadcast path.
+
+One function builds each frame type; ``broadcast_on_commit`` is the only way services
+publish, so no client ever sees something that was rolled back. Groups:
+``customer.<customer id>.<workstream id>`` (every socket of a customer on the widgets of one
+workstream: all tabs see the current conversation and the next one), ``agent.<id>`` (an agent's sockets),
+``queue.<id>`` (agents who may pick from a queue) and ``supervisors``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+if TYPE_CHECKING:
+    from conversations.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+SUPERVISORS_GROUP = "supervisors"
+
+
+def customer_group(customer_id: int, workstream_id: int) -> str:
+    return f"customer.{customer_id}.{workstream_id}"
+
+
+def agent_group(agent_id: int) -> str:
+    return f"agent.{agent_id}"
+
+
+def queue_group(queue_id: int) -> str:
+    return f"queue.{queue_id}"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# --- Objects --------------------------------------------------------------------------------------
+
+
+def message_object(message: Message) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "client_id": message.client_id,
+        "sender": message.sender,
+        "author": message.author,
+        "kind": message.kind or None,
+        "body": message.body,
+        "created_at": _iso(message.created_at),
+    }
+
+
+def conversation_object(conversation: Conversation, *, for_agent: bool = False) -> dict[str, Any]:
+    agent = conversation.agent
+    data: dict[str, Any] = {
+        "id": conversation.pk,
+        "status": conversation.status,
+        "mode": conversation.mode,
+        "customer_can_end": conversation.customer_can_end,
+        "agent": {"id": agent.pk, "name": agent.display_name} if agent else None,
+        "last_seq": conversation.last_seq,
+        "created_at": _iso(conversation.created_at),
+        "closed_at": _iso(conversation.closed_at),
+    }
+    if for_agent:
+        customer = conversation.customer
+        data.update(
+            {
+                "workstream": {"id": conversation.workstream_id, "name": conversation.workstream.name},
+                "queue": {"id": conversation.queue_id, "name": conversation.queue.name},
+                "customer": {
+                    "id": customer.pk,
+                    "name": customer.name,
+                    "email": customer.email,
+                    "authenticated": customer.authenticated,
+                },
+                "queued_at": _iso(conversation.queued_at),
+                "waiting_since": _iso(conversation.waiting_since),
+                "returned_at": _iso(conversation.returned_at),
+                "last_customer_message_at": _iso(conversation.last_customer_message_at),
+                "last_activity_at": _iso(conversation.last_activity_at),
+                "ended_at": _iso(conversation.ended_at),
+            }
+        )
+    return data
+
+
+def agent_object(agent, now=None) -> dict[str, Any]:
+    """As ``GET /api/v1/agent/me/``."""
+    from conversations.selectors import agent_capacity
+
+    return {
+        "id": agent.pk,
+        "name": agent.display_name,
+        "presence": agent.presence,
+        "capacity": agent_capacity(agent, now),
+    }
+
+
+# --- Frames ---------------------------------------------------------------------------------------
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    return {"type": "message", "message": message_object(message)}
+
+
+def conversation_frame(conversation: Conversation, *, for_agent: bool = False) -> dict[str, Any]:
+    return {"type": "conversation", "conversation": conversation_object(conversation, for_agent=for_agent)}
+
+
+def notification_frame(kind: str, conversation_id: int) -> dict[str, Any]:
+    return {"type": "notification", "kind": kind, "conversation_id": conversation_id}
+
+
+def agent_frame(agent, now=None) -> dict[str, Any]:
+    """Addition to PROTOCOL.md: an agent's presence or capacity changed."""
+    return {"type": "agent", "agent": agent_object(agent, now)}
+
+
+def typing_frame(conversation_id: int, sender: str) -> dict[str, Any]:
+    return {"type": "typing", "conversation_id": conversation_id, "sender": sender}
+
+
+# --- Broadcasting ---------------------------------------------------------------------------------
+
+
+def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
+    """Send a frame to channel-layer groups. The layer is not a delivery guarantee:
+    clients fill gaps from the database by ``seq`` (PROTOCOL.md)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in dict.fromkeys(groups):
+        try:
+            async_to_sync(layer.group_send)(group, {"type": "broadcast", "frame": frame})
+        except Exception:
+            logger.warning("broadcast to %s failed", group, exc_info=True)
+
+
+def broadcast_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:
+    groups = list(groups)
+    transaction.on_commit(lambda: send_now(groups, frame))
+
+
+def publish_message(message: Message) -> None:
+    conversation = message.conversation
+    groups = [customer_group(conversation.customer_id, conversation.workstream_id), SUPERVISORS_GROUP]
+    if conversation.agent_id:
+        groups.append(agent_group(conversation.agent_id))
+    broadcast_on_commit(groups, message_frame(message))
+
+
+def publish_conversation(conversation: Conversation, *, previous_agent_id: int | None = None) -> None:
+    """A status or agent change: the customer, the agent(s) involved, the queue's pickers
+    and supervisors each get the frame meant for them."""
+    broadcast_on_commit(
+        [customer_group(conversation.customer_id, conversation.workstream_id)], conversation_frame(conversation)
+    )
+    agent_groups = [SUPERVISORS_GROUP]
+    for agent_id in (conversation.agent_id, previous_agent_id):
+        if agent_id:
+            agent_groups.append(agent_group(agent_id))
+    if conversation.workstream.distribution_mode == "pick":
+        agent_groups.append(queue_group(conversation.queue_id))
+    broadcast_on_commit(agent_groups, conversation_frame(conversation, for_agent=True))
+
+
+def publish_agent(agent, now=None) -> None:
+    broadcast_on_commit([agent_group(agent.pk), SUPERVISORS_GROUP], agent_frame(agent, now))
+
+
+def publish_notification(agent_id: int, kind: str, conversation_id: int) -> None:
+    broadcast_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))

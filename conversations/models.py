@@ -1,0 +1,209 @@
+"""Customers, conversations and messages. Only ``conversations.services`` writes them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from agents.models import Agent
+from workstreams.models import AuthenticationSetting, ChatWidget, Queue, Workstream
+
+
+class Customer(models.Model):
+    """Someone chatting from a widget: identified by the ``sub`` of a verified JWT within an
+    authentication setting, or by a visitor id within one widget (anonymous live chat)."""
+
+    authentication_setting = models.ForeignKey(
+        AuthenticationSetting,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="customers",
+        verbose_name=_("authentication setting"),
+    )
+    widget = models.ForeignKey(
+        ChatWidget,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="visitors",
+        verbose_name=_("widget (anonymous visitors)"),
+    )
+    external_id = models.CharField(_("external id"), max_length=255)
+    display_name = models.CharField(_("name"), max_length=255, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    context = models.JSONField(_("context variables"), default=dict, blank=True)
+    connection_count = models.PositiveIntegerField(_("open connections"), default=0)
+    disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["authentication_setting", "external_id"],
+                condition=models.Q(authentication_setting__isnull=False),
+                name="customer_unique_per_setting",
+            ),
+            models.UniqueConstraint(
+                fields=["widget", "external_id"],
+                condition=models.Q(authentication_setting__isnull=True),
+                name="customer_unique_visitor_per_widget",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(authentication_setting__isnull=False) | models.Q(widget__isnull=False),
+                name="customer_has_a_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.email or _("Visitor %(id)s") % {"id": self.external_id[:8]}
+
+    @property
+    def authenticated(self) -> bool:
+        return self.authentication_setting_id is not None
+
+
+class Status(models.TextChoices):
+    OPEN = "open", _("Open")
+    ACTIVE = "active", _("Active")
+    WAITING = "waiting", _("Waiting")
+    WRAP_UP = "wrap_up", _("Wrap-up")
+    CLOSED = "closed", _("Closed")
+
+
+# The one table of allowed transitions (ARCHITECTURE.md). A transition to the same status
+# (active -> active on transfer, open -> open on transfer to a queue) is listed explicitly.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.OPEN: frozenset({Status.OPEN, Status.ACTIVE, Status.CLOSED}),
+    Status.ACTIVE: frozenset({Status.ACTIVE, Status.OPEN, Status.WAITING, Status.WRAP_UP, Status.CLOSED}),
+    Status.WAITING: frozenset({Status.ACTIVE, Status.OPEN, Status.WRAP_UP, Status.CLOSED}),
+    Status.WRAP_UP: frozenset({Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+}
+ONGOING = (Status.OPEN, Status.ACTIVE, Status.WAITING)
+
+
+class EndedBy(models.TextChoices):
+    AGENT = "agent", _("Agent")
+    CUSTOMER = "customer", _("Customer")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    SYSTEM = "system", _("System")
+
+
+class Conversation(models.Model):
+    workstream = models.ForeignKey(
+        Workstream, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("workstream")
+    )
+    widget = models.ForeignKey(
+        ChatWidget, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("widget")
+    )
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("queue"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("customer")
+    )
+    agent = models.ForeignKey(
+        Agent,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("agent"),
+    )
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.OPEN)
+    language = models.CharField(_("language"), max_length=8)
+    last_seq = models.PositiveIntegerField(_("last seq"), default=0)
+
+    created_at = models.DateTimeField(_("created"))
+    queued_at = models.DateTimeField(
+        _("waiting for an agent since"), null=True, blank=True, help_text=_("First-in first-out key of the queue.")
+    )
+    first_assigned_at = models.DateTimeField(_("first assigned"), null=True, blank=True)
+    assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
+    last_customer_message_at = models.DateTimeField(_("last customer message"), null=True, blank=True)
+    last_agent_message_at = models.DateTimeField(_("last agent message"), null=True, blank=True)
+    last_activity_at = models.DateTimeField(_("last activity"))
+    waiting_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
+    returned_at = models.DateTimeField(
+        _("customer returned"),
+        null=True,
+        blank=True,
+        help_text=_("Set while a returning customer waits for the agent's answer (affinity)."),
+    )
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    ended_by = models.CharField(_("ended by"), max_length=10, choices=EndedBy.choices, blank=True)
+    end_reason = models.CharField(_("end reason"), max_length=64, blank=True)
+    wrap_up_notes = models.TextField(_("wrap-up notes"), blank=True)
+    # What the customer was last told in live chat, so updates are sent only on change.
+    notified_position = models.PositiveIntegerField(null=True, blank=True)
+    notified_wait_minutes = models.PositiveIntegerField(null=True, blank=True)
+    offline_notified = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "workstream"],
+                condition=models.Q(status__in=["open", "active", "waiting"]),
+                name="conversation_one_ongoing_per_customer_and_workstream",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["queue", "status", "queued_at"], name="conversation_queue_fifo"),
+            models.Index(fields=["agent", "status"], name="conversation_agent_status"),
+            models.Index(fields=["status", "last_activity_at"], name="conversation_status_activity"),
+            models.Index(fields=["customer", "workstream", "-created_at"], name="conversation_customer_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_status_display()}"
+
+    @property
+    def mode(self) -> str:
+        return self.workstream.mode
+
+    @property
+    def customer_can_end(self) -> bool:
+        return self.workstream.customer_can_end and self.status in (Status.OPEN, Status.ACTIVE)
+
+
+class Sender(models.TextChoices):
+    CUSTOMER = "customer", _("Customer")
+    AGENT = "agent", _("Agent")
+    SYSTEM = "system", _("System")
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField(_("seq"))
+    sender = models.CharField(_("sender"), max_length=8, choices=Sender.choices)
+    agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    author = models.CharField(_("author"), max_length=255, blank=True)
+    kind = models.CharField(_("kind"), max_length=32, blank=True)
+    body = models.TextField(_("body"))
+    client_id = models.CharField(_("client id"), max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = none given
+    created_at = models.DateTimeField(_("created"))
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_unique_seq"),
+            models.UniqueConstraint(
+                fields=["conversation", "sender", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="message_unique_client_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq} {self.sender}"

@@ -1,0 +1,116 @@
+"""Read queries of the conversation engine used in more than one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Sum
+from django.utils import timezone
+
+from agents.models import Agent
+from conversations.models import ONGOING, Conversation, Customer, Status
+from workstreams.models import Workstream, WrapUpCapacity
+
+
+def _capacity_blocking(now: datetime) -> Q:
+    """Conversations that use their agent's capacity at ``now``: active ones, and wrap-up
+    ones while their workstream blocks capacity for wrap-up."""
+    return (
+        Q(status=Status.ACTIVE)
+        | Q(status=Status.WRAP_UP, workstream__wrap_up_capacity=WrapUpCapacity.ALWAYS)
+        | Q(status=Status.WRAP_UP, workstream__wrap_up_capacity=WrapUpCapacity.CUSTOM, block_until__gt=now)
+    )
+
+
+def _blocking_conversations(now: datetime):
+    return Conversation.objects.annotate(
+        block_until=ExpressionWrapper(
+            F("ended_at") + F("workstream__wrap_up_block_duration"), output_field=DateTimeField()
+        )
+    ).filter(_capacity_blocking(now))
+
+
+def capacity_used(agent_ids: Iterable[int], now: datetime | None = None) -> dict[int, int]:
+    """Capacity units in use per agent, derived from their conversations (never stored)."""
+    now = now or timezone.now()
+    ids = list(agent_ids)
+    used = dict.fromkeys(ids, 0)
+    if not ids:
+        return used
+    rows = (
+        _blocking_conversations(now)
+        .filter(agent_id__in=ids)
+        .values("agent_id")
+        .annotate(units=Sum("workstream__capacity_units"))
+    )
+    for row in rows:
+        used[row["agent_id"]] = row["units"] or 0
+    return used
+
+
+def agent_capacity(agent: Agent, now: datetime | None = None) -> dict[str, int]:
+    used = capacity_used([agent.pk], now)[agent.pk]
+    return {"total": agent.capacity, "used": used, "available": max(agent.capacity - used, 0)}
+
+
+def current_conversation(customer: Customer, workstream: Workstream) -> Conversation | None:
+    """The customer's current conversation: the ongoing one, else one in wrap-up (ended by
+    the agent, who is finishing notes; the customer's next message starts a new one)."""
+    base = Conversation.objects.filter(customer=customer, workstream=workstream).select_related(
+        "workstream", "queue", "agent__user"
+    )
+    return (
+        base.filter(status__in=ONGOING).first()
+        or base.filter(status=Status.WRAP_UP).order_by("-ended_at", "-pk").first()
+    )
+
+
+def queue_line(queue_id: int) -> list[Conversation]:
+    """Open conversations of push workstreams in a queue, first in first out."""
+    return list(
+        Conversation.objects.filter(queue_id=queue_id, status=Status.OPEN, workstream__distribution_mode="push")
+        .select_related("workstream")
+        .order_by("queued_at", "pk")
+    )
+
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+def message_page(
+    conversation_id: int, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = DEFAULT_PAGE
+) -> tuple[list, bool]:
+    """A page of messages in ascending ``seq`` and whether there are more in that direction:
+    after ``after_seq`` (oldest first: what a reconnecting client missed), before
+    ``before_seq`` (the page just older), or the latest ``limit``. Uses the
+    ``(conversation, seq)`` unique index."""
+    from conversations.models import Message
+
+    limit = max(1, min(int(limit), MAX_PAGE))
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    if after_seq is not None:
+        rows = list(messages.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
+        return rows[:limit], len(rows) > limit
+    if before_seq is not None:
+        messages = messages.filter(seq__lt=before_seq)
+    rows = list(messages.order_by("-seq")[: limit + 1])
+    return list(reversed(rows[:limit])), len(rows) > limit
+
+
+def capacity_used_expression(now: datetime | None = None):
+    """The same derived capacity as ``capacity_used``, as an expression to annotate agents
+    with (``Agent.objects.annotate(used=capacity_used_expression())``): one query for a list."""
+    from django.db.models import IntegerField, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    now = now or timezone.now()
+    units = (
+        _blocking_conversations(now)
+        .filter(agent_id=OuterRef("pk"))
+        .values("agent_id")
+        .annotate(units=Sum("workstream__capacity_units"))
+        .values("units")[:1]
+    )
+    return Coalesce(Subquery(units, output_field=IntegerField()), 0)

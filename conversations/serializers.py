@@ -1,0 +1,147 @@
+"""Input validation of the REST API, and response shapes for the OpenAPI schema. Responses are
+built by conversations.events (the one source of the wire format); the response serializers
+here only document those shapes."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from conversations.selectors import DEFAULT_PAGE, MAX_PAGE
+
+
+class MessagePageQuery(serializers.Serializer):
+    after_seq = serializers.IntegerField(min_value=0, required=False)
+    before_seq = serializers.IntegerField(min_value=0, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE)
+
+    def validate(self, attrs):
+        if "after_seq" in attrs:
+            attrs.pop("before_seq", None)  # catching up wins over paging back
+        return attrs
+
+
+class MessageSend(serializers.Serializer):
+    client_id = serializers.CharField(max_length=64, required=False, allow_null=True, trim_whitespace=False)
+    body = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class MessageSendDoc(serializers.Serializer):
+    """What the schema promises: the body holds a visible character and at most 4,000 of them
+    (trimmed, PROTOCOL.md); the server answers body_empty / body_too_long otherwise."""
+
+    client_id = serializers.CharField(max_length=64, required=False, allow_null=True)
+    body = serializers.RegexField(r"\S", max_length=4000)
+
+
+class CloseInput(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+
+
+class TransferInput(serializers.Serializer):
+    agent_id = serializers.IntegerField(required=False, min_value=1)
+    queue_id = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs):
+        if ("agent_id" in attrs) == ("queue_id" in attrs):
+            raise serializers.ValidationError("Give exactly one of agent_id and queue_id.")
+        return attrs
+
+
+class PresenceInput(serializers.Serializer):
+    presence = serializers.ChoiceField(choices=["available", "busy", "busy_dnd", "away", "offline"])
+
+
+# --- Response shapes (documentation only) ----------------------------------------------------
+
+
+class MessageOut(serializers.Serializer):
+    conversation_id = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    client_id = serializers.CharField(allow_null=True)
+    sender = serializers.ChoiceField(choices=["customer", "agent", "system"])
+    author = serializers.CharField()
+    kind = serializers.CharField(allow_null=True)
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class NamedRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ConversationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["open", "active", "waiting", "wrap_up", "closed"])
+    mode = serializers.ChoiceField(choices=["live", "persistent"])
+    customer_can_end = serializers.BooleanField()
+    agent = NamedRef(allow_null=True)
+    last_seq = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class CustomerRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    email = serializers.CharField(allow_blank=True)
+    authenticated = serializers.BooleanField()
+
+
+class AgentConversationOut(ConversationOut):
+    workstream = NamedRef()
+    queue = NamedRef()
+    customer = CustomerRef()
+    queued_at = serializers.DateTimeField(allow_null=True)
+    waiting_since = serializers.DateTimeField(allow_null=True)
+    returned_at = serializers.DateTimeField(allow_null=True)
+    last_customer_message_at = serializers.DateTimeField(allow_null=True)
+    last_activity_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class MessagePageOut(serializers.Serializer):
+    messages = MessageOut(many=True)
+    has_more = serializers.BooleanField()
+
+
+class CurrentConversationOut(serializers.Serializer):
+    conversation = ConversationOut(allow_null=True)
+
+
+class ConversationListOut(serializers.Serializer):
+    conversations = AgentConversationOut(many=True)
+
+
+class WidgetConfigOut(serializers.Serializer):
+    title = serializers.CharField()
+    subtitle = serializers.CharField(allow_blank=True)
+    colour = serializers.CharField()
+    mode = serializers.ChoiceField(choices=["live", "persistent"])
+    customer_can_end = serializers.BooleanField()
+    auth_required = serializers.BooleanField()
+    online = serializers.BooleanField()
+    next_opening = serializers.DateTimeField(allow_null=True)
+    language = serializers.CharField()
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class CapacityOut(serializers.Serializer):
+    total = serializers.IntegerField()
+    used = serializers.IntegerField()
+    available = serializers.IntegerField()
+
+
+class AgentMeOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    presence = serializers.CharField()
+    capacity = CapacityOut()
+
+
+class ErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()

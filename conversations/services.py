@@ -1,0 +1,714 @@
+"""The conversation engine: every change of conversation state, and nothing else.
+
+Each function runs in one transaction, locks what it changes (the conversation first, then
+the agent), checks the transition table, raises a typed ``DomainError``, and publishes with
+``transaction.on_commit`` (conversations.events). Views, consumers, tasks and the admin call
+these functions and nothing else writes ``Conversation.status`` or creates a ``Message``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import Agent, Presence
+from conversations import events
+from conversations.errors import (
+    AgentUnavailable,
+    BodyEmpty,
+    BodyTooLong,
+    CustomerCannotEnd,
+    InvalidTransition,
+    NotFound,
+    OutsideOperatingHours,
+    ValidationFailed,
+)
+from conversations.models import (
+    ONGOING,
+    TRANSITIONS,
+    Conversation,
+    Customer,
+    EndedBy,
+    Message,
+    Sender,
+    Status,
+)
+from conversations.selectors import capacity_used
+from workstreams.models import AutomatedMessageKind as Kind
+from workstreams.models import ChatWidget, DistributionMode, Queue
+from workstreams.selectors import automated_message_text
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 4000
+MAX_CLIENT_ID = 64
+UNREACHABLE_PRESENCES = (Presence.OFFLINE, Presence.AWAY)
+
+
+@dataclass
+class SendResult:
+    message: Message
+    conversation: Conversation
+    created: bool
+
+
+# --- Helpers --------------------------------------------------------------------------------------
+
+
+def clean_body(body: object) -> str:
+    if not isinstance(body, str):
+        raise ValidationFailed("body must be a string")
+    body = body.strip()
+    if not body:
+        raise BodyEmpty()
+    if len(body) > MAX_BODY:
+        raise BodyTooLong()
+    return body
+
+
+def clean_client_id(client_id: object) -> str | None:
+    if client_id is None or client_id == "":
+        return None
+    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
+        raise ValidationFailed(f"client_id must be a string of at most {MAX_CLIENT_ID} characters")
+    return client_id
+
+
+def _locked(conversation_id: int) -> Conversation:
+    try:
+        return (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("workstream", "queue", "customer", "agent__user", "widget")
+            .get(pk=conversation_id)
+        )
+    except Conversation.DoesNotExist:
+        raise NotFound() from None
+
+
+def _locked_agent(agent_id: int) -> Agent:
+    return Agent.objects.select_for_update(of=("self",)).select_related("user").get(pk=agent_id)
+
+
+def _move(conversation: Conversation, to: str) -> None:
+    if to not in TRANSITIONS[conversation.status]:
+        raise InvalidTransition()
+    conversation.status = to
+
+
+def _append(
+    conversation: Conversation,
+    now: datetime,
+    *,
+    sender: str,
+    body: str,
+    kind: str = "",
+    agent: Agent | None = None,
+    author: str = "",
+    client_id: str | None = None,
+) -> Message:
+    """Add a message with the next ``seq``; the conversation row is locked by the caller,
+    and the caller saves ``last_seq`` with the rest of its changes."""
+    conversation.last_seq += 1
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=conversation.last_seq,
+        sender=sender,
+        agent=agent,
+        author=author,
+        kind=kind,
+        body=body,
+        client_id=client_id,
+        created_at=now,
+    )
+    message.conversation = conversation
+    events.publish_message(message)
+    return message
+
+
+def _system(conversation: Conversation, now: datetime, kind: str, **values: object) -> Message:
+    text = automated_message_text(conversation.workstream, kind, conversation.language, **values)
+    return _append(conversation, now, sender=Sender.SYSTEM, body=text, kind=kind)
+
+
+def _save(conversation: Conversation, *, previous_agent_id: int | None = None, publish: bool = True) -> None:
+    conversation.save()
+    if publish:
+        events.publish_conversation(conversation, previous_agent_id=previous_agent_id)
+
+
+def _check_agent(conversation: Conversation, agent: Agent) -> None:
+    """An agent acts only on conversations assigned to it; anything else does not exist."""
+    if conversation.agent_id != agent.pk:
+        raise NotFound()
+
+
+def _locked_mine(conversation_id: int, agent: Agent, *statuses: str) -> Conversation:
+    """The agent's own conversation, locked, in one of ``statuses`` (else invalid_transition)."""
+    conversation = _locked(conversation_id)
+    _check_agent(conversation, agent)
+    if conversation.status not in statuses:
+        raise InvalidTransition()
+    return conversation
+
+
+def request_drain(queue_ids) -> None:
+    """After the commit, ask Celery to assign waiting conversations of these queues."""
+    from conversations.tasks import enqueue_drain
+
+    ids = sorted({int(queue_id) for queue_id in queue_ids if queue_id})
+    if ids:
+        transaction.on_commit(lambda: enqueue_drain(ids))
+
+
+def _agent_queue_ids(agent_id: int) -> list[int]:
+    return list(Queue.objects.filter(agents__id=agent_id).values_list("pk", flat=True))
+
+
+def _after_capacity_freed(conversation: Conversation, agent_id: int | None, now: datetime) -> None:
+    if agent_id:
+        sync_presence(agent_id, now)
+    request_drain([conversation.queue_id, *(_agent_queue_ids(agent_id) if agent_id else [])])
+
+
+def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
+    """Presence follows capacity unless the agent chose otherwise: free -> available,
+    partly used -> busy, full -> busy_dnd."""
+    now = now or timezone.now()
+    agent = _locked_agent(agent_id)
+    if agent.presence_auto and agent.presence in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
+        used = capacity_used([agent.pk], now)[agent.pk]
+        presence = Presence.AVAILABLE if used == 0 else Presence.BUSY_DND if used >= agent.capacity else Presence.BUSY
+        if presence != agent.presence:
+            agent.presence = presence
+            agent.save(update_fields=["presence"])
+            events.publish_agent(agent, now)
+    return agent
+
+
+# --- Customer side --------------------------------------------------------------------------------
+
+
+def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversation:
+    workstream = widget.workstream
+    hours = widget.effective_operating_hours
+    if not workstream.persistent and hours is not None and not hours.is_open(now):
+        raise OutsideOperatingHours(hours.next_opening(now))
+    return Conversation.objects.create(
+        workstream=workstream,
+        widget=widget,
+        queue=workstream.queue,
+        customer=customer,
+        status=Status.OPEN,
+        language=widget.language,
+        created_at=now,
+        queued_at=now,
+        last_activity_at=now,
+    )
+
+
+def _ongoing(customer: Customer, workstream_id: int) -> Conversation | None:
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("workstream", "queue", "customer", "agent__user", "widget")
+        .filter(customer=customer, workstream_id=workstream_id, status__in=ONGOING)
+        .first()
+    )
+
+
+def customer_message_send(
+    *, widget: ChatWidget, customer: Customer, body: object, client_id: object = None
+) -> SendResult:
+    """A customer writes: into the ongoing conversation, or a new one (rule 1). The same
+    ``client_id`` again returns the stored message instead of a duplicate."""
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    now = timezone.now()
+    workstream = widget.workstream
+    with transaction.atomic():
+        conversation = _ongoing(customer, workstream.pk)
+        if conversation is None:
+            # Serialise the start of a conversation per customer, then look again.
+            Customer.objects.select_for_update().filter(pk=customer.pk).exists()
+            conversation = _ongoing(customer, workstream.pk)
+        if client_id is not None:
+            existing = _resent(customer, workstream.pk, conversation, client_id)
+            if existing is not None:
+                return SendResult(existing, existing.conversation, created=False)
+        started = conversation is None
+        if started:
+            conversation = _start(widget, customer, now)
+        status_before, agent_before = conversation.status, conversation.agent_id
+        message = _append(
+            conversation, now, sender=Sender.CUSTOMER, body=body, author=customer.name, client_id=client_id
+        )
+        conversation.last_customer_message_at = now
+        conversation.last_activity_at = now
+        if conversation.status == Status.WAITING:
+            _customer_returns(conversation, now)
+        elif conversation.status == Status.OPEN:
+            if workstream.persistent and not conversation.offline_notified and not _agent_reachable(conversation, now):
+                _system(conversation, now, Kind.OFFLINE_PERSISTENT)
+                conversation.offline_notified = True
+        changed = started or conversation.status != status_before
+        _save(conversation, publish=changed, previous_agent_id=agent_before)
+        if changed and conversation.status == Status.OPEN:
+            # A conversation entered the queue (a later message in it changes nothing there).
+            # After the frames above, so a client never sees "open" after "active".
+            request_drain([conversation.queue_id])
+    return SendResult(message, conversation, created=True)
+
+
+def _resent(customer: Customer, workstream_id: int, ongoing: Conversation | None, client_id: str) -> Message | None:
+    """The message this customer already sent with ``client_id``: in the ongoing conversation,
+    or, when there is none (it ended meanwhile), in the customer's latest ones. Both lookups
+    use indexes ((conversation, sender, client_id) and (customer, workstream, created))."""
+    if ongoing is not None:
+        ids = [ongoing.pk]
+    else:
+        ids = list(
+            Conversation.objects.filter(customer=customer, workstream_id=workstream_id)
+            .order_by("-created_at")
+            .values_list("pk", flat=True)[:3]
+        )
+    return (
+        Message.objects.filter(conversation_id__in=ids, sender=Sender.CUSTOMER, client_id=client_id)
+        .select_related("conversation__workstream", "conversation__queue", "conversation__agent__user")
+        .first()
+    )
+
+
+def _agent_reachable(conversation: Conversation, now: datetime) -> bool:
+    from conversations.assignment import eligible_agent_ids
+
+    return conversation.queue.is_open(now) and bool(eligible_agent_ids(conversation, now))
+
+
+def _customer_returns(conversation: Conversation, now: datetime) -> None:
+    """Rule 7: a persistent customer writes into a waiting conversation."""
+    agent = conversation.agent
+    conversation.waiting_since = None
+    if conversation.workstream.keep_same_agent and agent and agent.presence not in UNREACHABLE_PRESENCES:
+        _move(conversation, Status.ACTIVE)  # back to the same agent, even above capacity
+        conversation.returned_at = now
+        events.publish_notification(agent.pk, "customer_returned", conversation.pk)
+        sync_presence(agent.pk, now)
+    else:
+        _requeue(conversation, queued_at=now)
+
+
+def _requeue(conversation: Conversation, *, queued_at: datetime, queue: Queue | None = None) -> None:
+    _move(conversation, Status.OPEN)
+    conversation.agent = None
+    conversation.assigned_at = None
+    conversation.returned_at = None
+    conversation.waiting_since = None
+    conversation.queued_at = queued_at
+    conversation.notified_position = None
+    conversation.notified_wait_minutes = None
+    if queue is not None:
+        conversation.queue = queue
+    # The caller saves, publishes, then requests the drain (frames keep their order).
+
+
+def customer_conversation_end(*, widget: ChatWidget, customer: Customer) -> Conversation:
+    """Live chat only (rule 9): with an agent -> wrap_up, without -> closed."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _ongoing(customer, widget.workstream_id)
+        if conversation is None:
+            raise NotFound()
+        if conversation.workstream.persistent:
+            raise CustomerCannotEnd()
+        agent_id = conversation.agent_id
+        if conversation.status == Status.ACTIVE:
+            _move(conversation, Status.WRAP_UP)
+        else:
+            _move(conversation, Status.CLOSED)
+            conversation.closed_at = now
+        conversation.ended_at = now
+        conversation.ended_by = EndedBy.CUSTOMER
+        conversation.end_reason = "customer_ended"
+        conversation.last_activity_at = now
+        _system(conversation, now, Kind.ENDED_BY_CUSTOMER)
+        _save(conversation)
+        _after_capacity_freed(conversation, agent_id, now)
+    return conversation
+
+
+def customer_connected(*, customer: Customer) -> None:
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked.connection_count += 1
+        locked.disconnected_at = None
+        locked.save(update_fields=["connection_count", "disconnected_at"])
+
+
+def customer_disconnected(*, customer: Customer) -> None:
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked.connection_count = max(locked.connection_count - 1, 0)
+        if locked.connection_count == 0:
+            locked.disconnected_at = timezone.now()
+        locked.save(update_fields=["connection_count", "disconnected_at"])
+
+
+# --- Agent side -----------------------------------------------------------------------------------
+
+
+def agent_message_send(*, conversation_id: int, agent: Agent, body: object, client_id: object = None) -> SendResult:
+    """An agent writes; writing in a waiting conversation resumes it (rule 8)."""
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        _check_agent(conversation, agent)
+        if client_id is not None:
+            existing = conversation.messages.filter(sender=Sender.AGENT, client_id=client_id).first()
+            if existing is not None:
+                return SendResult(existing, conversation, created=False)
+        if conversation.status not in (Status.ACTIVE, Status.WAITING):
+            raise InvalidTransition()
+        resumed = conversation.status == Status.WAITING
+        if resumed:
+            _move(conversation, Status.ACTIVE)
+            conversation.waiting_since = None
+        message = _append(
+            conversation,
+            now,
+            sender=Sender.AGENT,
+            body=body,
+            agent=agent,
+            author=agent.display_name,
+            client_id=client_id,
+        )
+        conversation.last_agent_message_at = now
+        conversation.last_activity_at = now
+        changed = resumed or conversation.returned_at is not None
+        conversation.returned_at = None
+        _save(conversation, publish=changed)
+        if resumed:
+            sync_presence(agent.pk, now)
+    return SendResult(message, conversation, created=True)
+
+
+def _assign(conversation: Conversation, agent: Agent, now: datetime) -> None:
+    previous = conversation.agent_id
+    _move(conversation, Status.ACTIVE)
+    conversation.agent = agent
+    conversation.assigned_at = now
+    conversation.first_assigned_at = conversation.first_assigned_at or now
+    conversation.queued_at = None
+    conversation.returned_at = None
+    conversation.waiting_since = None
+    conversation.last_activity_at = now
+    agent.last_assigned_at = now
+    agent.save(update_fields=["last_assigned_at"])
+    _system(conversation, now, Kind.AGENT_JOINED, agent_name=agent.display_name)
+    _save(conversation, previous_agent_id=previous)
+    events.publish_notification(agent.pk, "assigned", conversation.pk)
+    sync_presence(agent.pk, now)
+
+
+def conversation_assign_locked(conversation: Conversation, agent: Agent, now: datetime) -> None:
+    """Push assignment by conversations.assignment, which holds the locks."""
+    _assign(conversation, agent, now)
+
+
+def conversation_pick(*, conversation_id: int, agent: Agent) -> Conversation:
+    """Rule 3: an agent of the queue takes an open conversation of a pick workstream."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        if not conversation.queue.agents.filter(pk=agent.pk).exists():
+            raise NotFound()
+        if conversation.workstream.distribution_mode != DistributionMode.PICK or conversation.status != Status.OPEN:
+            raise InvalidTransition()
+        locked_agent = _locked_agent(agent.pk)
+        used = capacity_used([agent.pk], now)[agent.pk]
+        if locked_agent.capacity - used < conversation.workstream.capacity_units:
+            raise AgentUnavailable("You do not have enough free capacity for this conversation.")
+        _assign(conversation, locked_agent, now)
+    return conversation
+
+
+def conversation_wait(*, conversation_id: int, agent: Agent) -> Conversation:
+    """Rule 6 (✖): persistent active -> waiting; live has no waiting state and goes back
+    to its queue."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked_mine(conversation_id, agent, Status.ACTIVE)
+        if conversation.workstream.persistent:
+            _move(conversation, Status.WAITING)
+            conversation.waiting_since = now
+            conversation.returned_at = None
+            conversation.last_activity_at = now
+            _system(conversation, now, Kind.MOVED_TO_WAITING)
+            _save(conversation)
+        else:
+            _requeue(conversation, queued_at=now)
+            _save(conversation, previous_agent_id=agent.pk)
+        _after_capacity_freed(conversation, agent.pk, now)
+    return conversation
+
+
+def conversation_resume(*, conversation_id: int, agent: Agent) -> Conversation:
+    """Rule 8: waiting -> active."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked_mine(conversation_id, agent, Status.WAITING)
+        _move(conversation, Status.ACTIVE)
+        conversation.waiting_since = None
+        conversation.last_activity_at = now
+        _save(conversation)
+        sync_presence(agent.pk, now)
+    return conversation
+
+
+def conversation_end(*, conversation_id: int, agent: Agent) -> Conversation:
+    """Rule 9: an agent ends an active or waiting conversation -> wrap_up."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked_mine(conversation_id, agent, Status.ACTIVE, Status.WAITING)
+        _move(conversation, Status.WRAP_UP)
+        conversation.ended_at = now
+        conversation.ended_by = EndedBy.AGENT
+        conversation.end_reason = "agent_ended"
+        conversation.waiting_since = None
+        conversation.returned_at = None
+        conversation.last_activity_at = now
+        _system(conversation, now, Kind.ENDED_BY_AGENT, agent_name=agent.display_name)
+        _save(conversation)
+        _after_capacity_freed(conversation, agent.pk, now)
+        _schedule_wrap_up_release(conversation)
+    return conversation
+
+
+def _schedule_wrap_up_release(conversation: Conversation) -> None:
+    """With a custom wrap-up blocking duration, drain when the block ends (the minute sweep
+    is the safety net)."""
+    duration = conversation.workstream.wrap_up_blocks_capacity_for()
+    if duration:
+        from conversations.tasks import enqueue_drain
+
+        seconds = duration.total_seconds() + 1
+        queue_ids = [conversation.queue_id]
+        transaction.on_commit(lambda: enqueue_drain(queue_ids, countdown=seconds))
+
+
+def conversation_close(*, conversation_id: int, agent: Agent, notes: str = "") -> Conversation:
+    """Rule 9: the agent closes its wrap-up -> closed."""
+    now = timezone.now()
+    if not isinstance(notes, str) or len(notes) > 10_000:
+        raise ValidationFailed("notes must be a string of at most 10,000 characters")
+    with transaction.atomic():
+        conversation = _locked_mine(conversation_id, agent, Status.WRAP_UP)
+        _move(conversation, Status.CLOSED)
+        conversation.closed_at = now
+        conversation.wrap_up_notes = notes.strip()
+        _save(conversation)
+        _after_capacity_freed(conversation, agent.pk, now)
+    return conversation
+
+
+def conversation_transfer(
+    *,
+    conversation_id: int,
+    agent: Agent | None,
+    to_agent: Agent | None = None,
+    to_queue: Queue | None = None,
+    supervisor: bool = False,
+) -> Conversation:
+    """Rule 10: to another agent (capacity moves) or to a queue (-> open there).
+    ``agent`` is the acting agent (``None`` with ``supervisor=True``)."""
+    if (to_agent is None) == (to_queue is None):
+        raise ValidationFailed("Give exactly one of agent_id and queue_id.")
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        if not supervisor:
+            _check_agent(conversation, agent)
+        allowed_from = (Status.ACTIVE, Status.WAITING, Status.OPEN) if supervisor else (Status.ACTIVE, Status.WAITING)
+        if conversation.status not in allowed_from:
+            raise InvalidTransition()
+        previous = conversation.agent_id
+        if to_agent is not None:
+            if to_agent.pk == previous:
+                raise InvalidTransition("The conversation is already with that agent.")
+            target = _locked_agent(to_agent.pk)
+            if not supervisor:
+                used = capacity_used([target.pk], now)[target.pk]
+                if (
+                    target.presence not in conversation.workstream.allowed_presences
+                    or target.capacity - used < conversation.workstream.capacity_units
+                ):
+                    raise AgentUnavailable()
+            _move(conversation, Status.ACTIVE)
+            conversation.agent = target
+            conversation.assigned_at = now
+            conversation.first_assigned_at = conversation.first_assigned_at or now
+            conversation.queued_at = None
+            conversation.waiting_since = None
+            conversation.returned_at = None
+            conversation.last_activity_at = now
+            _system(conversation, now, Kind.TRANSFERRED, agent_name=target.display_name)
+            _save(conversation, previous_agent_id=previous)
+            events.publish_notification(target.pk, "assigned", conversation.pk)
+            sync_presence(target.pk, now)
+        else:
+            _system(conversation, now, Kind.TRANSFERRED, queue_name=to_queue.name)
+            _requeue(conversation, queued_at=now, queue=to_queue)
+            conversation.last_activity_at = now
+            _save(conversation, previous_agent_id=previous)
+            request_drain([to_queue.pk])
+        if previous:
+            _after_capacity_freed(conversation, previous, now)
+    return conversation
+
+
+# --- Supervisors and the system -------------------------------------------------------------------
+
+
+def conversation_assign(*, conversation_id: int, agent: Agent) -> Conversation:
+    """A supervisor assigns an open conversation to an agent, capacity or not."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        if conversation.status != Status.OPEN:
+            raise InvalidTransition()
+        _assign(conversation, _locked_agent(agent.pk), now)
+    return conversation
+
+
+def conversation_force_close(*, conversation_id: int, by_name: str = "") -> Conversation:
+    """A supervisor closes any conversation that is not closed yet."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        agent_id = conversation.agent_id
+        was_ended = conversation.status == Status.WRAP_UP
+        _move(conversation, Status.CLOSED)
+        conversation.closed_at = now
+        if not was_ended:
+            conversation.ended_at = now
+            conversation.ended_by = EndedBy.SUPERVISOR
+            conversation.end_reason = "force_closed"
+            _system(conversation, now, Kind.ENDED_BY_AGENT, agent_name=by_name or "Supervisor")
+        conversation.last_activity_at = now
+        _save(conversation)
+        _after_capacity_freed(conversation, agent_id, now)
+    return conversation
+
+
+def conversation_auto_close(*, conversation_id: int, reason: str) -> Conversation | None:
+    """Rule 11, one conversation. ``reason`` names the timeout; the condition is checked
+    again under the lock, so running it twice (or late) is harmless."""
+    from conversations.sweeps import still_due
+
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        if not still_due(conversation, reason, now):
+            return None
+        agent_id = conversation.agent_id
+        if reason == "customer_disconnected" and conversation.status == Status.ACTIVE:
+            _move(conversation, Status.WRAP_UP)
+            conversation.ended_at = now
+            conversation.ended_by = EndedBy.SYSTEM
+            conversation.end_reason = reason
+            _system(conversation, now, Kind.ENDED_BY_CUSTOMER)
+        else:
+            _move(conversation, Status.CLOSED)
+            conversation.closed_at = now
+            if conversation.ended_at is None:
+                conversation.ended_at = now
+                conversation.ended_by = EndedBy.SYSTEM
+                conversation.end_reason = reason
+            _system(conversation, now, Kind.AUTO_CLOSED)
+        conversation.last_activity_at = now
+        _save(conversation)
+        _after_capacity_freed(conversation, agent_id, now)
+    return conversation
+
+
+def conversation_affinity_expire(*, conversation_id: int) -> Conversation | None:
+    """Rule 7: the agent did not answer a returning customer within the affinity timeout;
+    the conversation goes to the queue, placed by when the customer started waiting."""
+    from conversations.sweeps import still_due
+
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = _locked(conversation_id)
+        if not still_due(conversation, "affinity_timeout", now):
+            return None
+        previous = conversation.agent_id
+        _requeue(conversation, queued_at=conversation.returned_at)
+        _save(conversation, previous_agent_id=previous)
+        _after_capacity_freed(conversation, previous, now)
+    return conversation
+
+
+def agent_set_presence(*, agent: Agent, presence: str) -> Agent:
+    """Choosing "available" lets presence follow capacity again (rule 13); any other
+    choice sticks. A presence that allows work triggers the agent's queues to drain."""
+    if presence not in Presence.values:
+        raise ValidationFailed(f"presence must be one of {', '.join(Presence.values)}")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked_agent(agent.pk)
+        locked.presence = presence
+        locked.presence_auto = presence == Presence.AVAILABLE
+        locked.save(update_fields=["presence", "presence_auto"])
+        locked = sync_presence(locked.pk, now)
+        events.publish_agent(locked, now)
+        request_drain(_agent_queue_ids(locked.pk))
+    return locked
+
+
+def queue_positions_notify(*, queue_id: int) -> int:
+    """Rule 5: live-chat customers waiting in a queue hear their position (from 2 on) and
+    the average wait, when first queued and whenever either changes materially."""
+    from conversations.selectors import queue_line
+
+    now = timezone.now()
+    queue = Queue.objects.get(pk=queue_id)
+    minutes = None
+    if queue.average_wait_seconds is not None:
+        minutes = max(1, round(queue.average_wait_seconds / 60))
+    sent = 0
+    for position, queued in enumerate(queue_line(queue_id), start=1):
+        if queued.workstream.persistent:
+            continue
+        tell_position = position >= 2 and queued.notified_position != position
+        tell_wait = minutes is not None and _wait_changed(queued.notified_wait_minutes, minutes)
+        if not (tell_position or tell_wait):
+            continue
+        with transaction.atomic():
+            conversation = (
+                Conversation.objects.select_for_update(of=("self",), skip_locked=True)
+                .select_related("workstream", "queue", "customer", "agent__user", "widget")
+                .filter(pk=queued.pk, status=Status.OPEN)
+                .first()
+            )
+            if conversation is None:
+                continue
+            if tell_position:
+                _system(conversation, now, Kind.QUEUE_POSITION, position=position, queue_name=queue.name)
+                conversation.notified_position = position
+                sent += 1
+            if tell_wait:
+                _system(conversation, now, Kind.AVERAGE_WAIT_TIME, minutes=minutes, queue_name=queue.name)
+                conversation.notified_wait_minutes = minutes
+                sent += 1
+            _save(conversation, publish=False)
+    return sent
+
+
+def _wait_changed(previous: int | None, minutes: int) -> bool:
+    if previous is None:
+        return True
+    return abs(previous - minutes) >= max(2, previous // 4)

@@ -1,0 +1,73 @@
+"""Celery tasks: small, idempotent, fetch by id, call the engine."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.db.models import Avg, DurationField, ExpressionWrapper, F
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_drain(queue_ids: list[int], countdown: float | None = None) -> None:
+    """Ask a worker to drain these queues; if the broker is down, the minute sweep will."""
+    try:
+        drain_queues_task.apply_async(args=[queue_ids], countdown=countdown)
+    except Exception:
+        logger.warning("could not enqueue a drain of queues %s", queue_ids, exc_info=True)
+
+
+@shared_task(acks_late=True)
+def drain_queues_task(queue_ids: list[int] | None = None) -> int:
+    from conversations.assignment import drain_queues
+
+    return drain_queues(queue_ids)
+
+
+@shared_task(acks_late=True)
+def sweep_task() -> dict[str, int]:
+    """Every minute: auto-close (rule 11), affinity timeouts (rule 7), then drain all queues
+    (capacity freed by custom wrap-up blocks ending, operating hours opening, lost enqueues)."""
+    from conversations import services, sweeps
+    from conversations.assignment import drain_queues
+
+    counts: dict[str, int] = {}
+    for conversation_id, reason in sweeps.due(timezone.now()):
+        try:
+            if reason == "affinity_timeout":
+                done = services.conversation_affinity_expire(conversation_id=conversation_id)
+            else:
+                done = services.conversation_auto_close(conversation_id=conversation_id, reason=reason)
+        except Exception:
+            logger.exception("sweep failed for conversation %s (%s)", conversation_id, reason)
+            continue
+        if done is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+    counts["assigned"] = drain_queues()
+    return counts
+
+
+@shared_task(acks_late=True)
+def average_wait_task() -> int:
+    """Recompute each queue's average wait from the last hour's first assignments."""
+    from conversations.models import Conversation
+    from workstreams.models import Queue
+
+    since = timezone.now() - timedelta(hours=1)
+    rows = (
+        Conversation.objects.filter(first_assigned_at__gte=since)
+        .values("queue_id")
+        .annotate(wait=Avg(ExpressionWrapper(F("first_assigned_at") - F("created_at"), output_field=DurationField())))
+    )
+    waits = {row["queue_id"]: row["wait"] for row in rows}
+    updated = 0
+    for queue in Queue.objects.all():
+        wait = waits.get(queue.pk)
+        seconds = int(wait.total_seconds()) if wait is not None else None
+        if seconds != queue.average_wait_seconds:
+            Queue.objects.filter(pk=queue.pk).update(average_wait_seconds=seconds)
+            updated += 1
+    return updated

@@ -1,0 +1,176 @@
+"""The customer's pages: the chat panel that the embed loader (``static/omnichannel-widget.js``)
+puts in an iframe, and a demo host page that embeds the loader. Both speak PROTOCOL.md from the
+browser; the views only render the widget's configuration and translated strings."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils import translation
+from django.utils.translation import pgettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
+
+from workstreams.models import ChatWidget
+
+# An origin as the admin validates it (workstreams.models.origin_validator); checked again here
+# because it goes into a response header.
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+DEFAULT_DEMO_CUSTOMER = "demo-customer"
+MAX_DEMO_CUSTOMER = 64
+
+
+def _widget(widget_key: str) -> ChatWidget:
+    widget = (
+        ChatWidget.objects.select_related("workstream", "authentication_setting").filter(widget_key=widget_key).first()
+    )
+    if widget is None:
+        raise Http404("No such widget.")
+    return widget
+
+
+def frame_ancestors(widget: ChatWidget) -> str:
+    """The CSP ``frame-ancestors`` source list: this server and the widget's allowed origins."""
+    origins = [origin for origin in widget.origins if _ORIGIN.match(origin)]
+    return " ".join(["'self'", *dict.fromkeys(origins)])
+
+
+def _foreground(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (#RRGGBB), by WCAG luminance."""
+    try:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    except (TypeError, ValueError):
+        return "#ffffff"
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#111827" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "#ffffff"
+
+
+def _strings() -> dict[str, str]:
+    """Every text the panel's JavaScript shows, in the active language. (All of the widget's
+    texts are translated in the context "chat widget", apart from the rest of the site's.)"""
+    return {
+        "sending": pgettext("chat widget", "Sending…"),
+        "sent": pgettext("chat widget", "Sent"),
+        "failed": pgettext("chat widget", "Not sent."),
+        "retry": pgettext("chat widget", "Retry"),
+        "you": pgettext("chat widget", "You"),
+        "agent": pgettext("chat widget", "Agent"),
+        "system": pgettext("chat widget", "Automated message"),
+        "typing": pgettext("chat widget", "%(name)s is typing…"),
+        "agentTyping": pgettext("chat widget", "Agent is typing…"),
+        "connecting": pgettext("chat widget", "Connecting…"),
+        "reconnecting": pgettext("chat widget", "Connection lost. Reconnecting…"),
+        "reconnected": pgettext("chat widget", "Connected again."),
+        "offlineOpensAtTime": pgettext("chat widget", "We open again at %(time)s."),
+        "offlineOpensOn": pgettext("chat widget", "We open again on %(date)s."),
+        "offlineClosed": pgettext("chat widget", "Please come back later."),
+        "signIn": pgettext("chat widget", "Sign in on the website to chat."),
+        "signInExpired": pgettext("chat widget", "Your sign-in has expired. Sign in on the website again to continue."),
+        "ended": pgettext("chat widget", "This conversation has ended. Write a message to start a new one."),
+        "newConversation": pgettext("chat widget", "New conversation"),
+        "loadEarlier": pgettext("chat widget", "Load earlier messages"),
+        "loading": pgettext("chat widget", "Loading…"),
+        "newMessageFrom": pgettext("chat widget", "New message from %(name)s: %(body)s"),
+        "errorGeneric": pgettext("chat widget", "Something went wrong. Please try again."),
+        "rateLimited": pgettext("chat widget", "You are sending messages too fast. Wait a moment and retry."),
+        "tooLong": pgettext("chat widget", "The message is longer than 4,000 characters."),
+        "unavailable": pgettext("chat widget", "The chat is unavailable right now. Please try again later."),
+        "notFound": pgettext("chat widget", "This chat is not available."),
+        "cannotEnd": pgettext("chat widget", "Only an agent can end this conversation."),
+        "openChat": pgettext("chat widget", "Open chat"),
+        "closeChat": pgettext("chat widget", "Close chat"),
+        "unread": pgettext("chat widget", "%(count)s unread messages"),
+        "unreadOne": pgettext("chat widget", "1 unread message"),
+    }
+
+
+@never_cache
+@xframe_options_exempt
+def widget_panel(request: HttpRequest, widget_key: str) -> HttpResponse:
+    """The chat panel, meant for an iframe on the widget's allowed origins (CSP frame-ancestors)."""
+    widget = _widget(widget_key)
+    with translation.override(widget.language):
+        workstream = widget.workstream
+        config = {
+            "widgetKey": widget.widget_key,
+            "title": widget.title,
+            "colour": widget.colour,
+            "foreground": _foreground(widget.colour),
+            "language": widget.language,
+            "mode": workstream.mode,
+            "customerCanEnd": workstream.customer_can_end,
+            "authRequired": widget.authentication_setting_id is not None,
+            "api": f"/api/v1/widget/{widget.widget_key}/",
+            "socket": f"/ws/widget/{widget.widget_key}/",
+            "allowedOrigins": [origin for origin in widget.origins if _ORIGIN.match(origin)],
+            "strings": _strings(),
+        }
+        response = render(
+            request,
+            "widget/panel.html",
+            {
+                "widget": widget,
+                "config": config,
+                "foreground": config["foreground"],
+                "persistent": workstream.persistent,
+            },
+        )
+    response["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors(widget)}"
+    response["Content-Language"] = widget.language
+    return response
+
+
+def _may_mint_demo_tokens(request: HttpRequest) -> bool:
+    return bool(settings.DEBUG or (request.user.is_authenticated and request.user.is_staff))
+
+
+def _demo_customer(request: HttpRequest) -> str:
+    sub = (request.GET.get("customer") or DEFAULT_DEMO_CUSTOMER).strip()[:MAX_DEMO_CUSTOMER]
+    return sub or DEFAULT_DEMO_CUSTOMER
+
+
+@never_cache
+def widget_demo(request: HttpRequest, widget_key: str) -> HttpResponse:
+    """A demo shop page that embeds the widget with its snippet. For the "Demo site"
+    authentication setting it signs a customer token here, in DEBUG or for staff only."""
+    from workstreams.demo import DEMO_SETTING_NAME, demo_token
+
+    widget = _widget(widget_key)
+    setting = widget.authentication_setting
+    token = ""
+    customer = ""
+    token_source = "none"  # none (anonymous widget), demo (signed here), query (?token=), missing
+    if setting is not None:
+        customer = _demo_customer(request)
+        if request.GET.get("token"):
+            token, token_source = request.GET["token"].strip(), "query"
+        elif setting.name == DEMO_SETTING_NAME and _may_mint_demo_tokens(request):
+            token = demo_token(customer, name=customer.replace("-", " ").title())
+            token_source = "demo"
+        else:
+            token_source = "missing"
+    parts = urlsplit(request.build_absolute_uri("/"))
+    server = f"{parts.scheme}://{parts.netloc}"
+    with translation.override(widget.language):
+        response = render(
+            request,
+            "widget/demo.html",
+            {
+                "widget": widget,
+                "server": server,
+                "loader_url": server + static("omnichannel-widget.js"),
+                "token": token,
+                "token_source": token_source,
+                "customer": customer,
+                "is_demo_setting": setting is not None and setting.name == DEMO_SETTING_NAME,
+                "snippet": widget.embed_snippet(),
+            },
+        )
+    response["Content-Language"] = widget.language
+    return response

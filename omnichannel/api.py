@@ -1,0 +1,77 @@
+"""REST plumbing shared by every API view: the error body of PROTOCOL.md and throttles."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from conversations.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: "authentication_required",
+    exceptions.AuthenticationFailed: "invalid_token",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ParseError: "bad_frame",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.ValidationError: "validation_error",
+}
+
+
+def error_response(code: str, detail: object, http_status: int, **extra: object) -> Response:
+    return Response({"code": code, "detail": detail, **extra}, status=http_status)
+
+
+def exception_handler(exc, context):
+    """Every error is ``{"code", "detail"}`` with a stable code (PROTOCOL.md); never an HTML
+    page, and a database outage is a 503 ``unavailable``, not a 500."""
+    if isinstance(exc, DomainError):
+        return error_response(exc.code, exc.detail, exc.status, **exc.extra)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, DatabaseError):
+        logger.warning("database unavailable", exc_info=True)
+        return error_response("unavailable", "A service is unavailable; retry later.", 503)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        response.data = {"code": code, "detail": "Invalid input.", "errors": detail}
+    else:
+        response.data = {"code": code, "detail": str(exc.detail)}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+    return response
+
+
+class WidgetThrottle(SimpleRateThrottle):
+    """Anonymous widget calls (config, visitor tokens, customer calls) per client address."""
+
+    scope = "widget"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class AgentThrottle(SimpleRateThrottle):
+    scope = "agent"
+
+    def get_cache_key(self, request, view):
+        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,29 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from agents.api import AgentMeApi
+from conversations import api
+
+widget = "v1/widget/<slug:widget_key>/"
+conversation = "v1/agent/conversations/<int:conversation_id>/"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(widget, api.WidgetConfigApi.as_view(), name="api-widget"),
+    path(widget + "visitor/", api.VisitorTokenApi.as_view(), name="api-widget-visitor"),
+    path(widget + "conversation/", api.CustomerConversationApi.as_view(), name="api-widget-conversation"),
+    path(widget + "conversation/messages/", api.CustomerMessagesApi.as_view(), name="api-widget-messages"),
+    path(widget + "conversation/end/", api.CustomerEndApi.as_view(), name="api-widget-end"),
+    path("v1/agent/me/", AgentMeApi.as_view(), name="api-agent-me"),
+    path("v1/agent/conversations/", api.AgentConversationsApi.as_view(), name="api-agent-conversations"),
+    path("v1/agent/queue/", api.AgentQueueApi.as_view(), name="api-agent-queue"),
+    path(conversation, api.AgentConversationApi.as_view(), name="api-agent-conversation"),
+    path(conversation + "messages/", api.AgentMessagesApi.as_view(), name="api-agent-messages"),
+    path(conversation + "pick/", api.PickApi.as_view(), name="api-agent-pick"),
+    path(conversation + "wait/", api.WaitApi.as_view(), name="api-agent-wait"),
+    path(conversation + "resume/", api.ResumeApi.as_view(), name="api-agent-resume"),
+    path(conversation + "end/", api.EndApi.as_view(), name="api-agent-end"),
+    path(conversation + "close/", api.CloseApi.as_view(), name="api-agent-close"),
+    path(conversation + "transfer/", api.TransferApi.as_view(), name="api-agent-transfer"),
+]

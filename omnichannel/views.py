@@ -1,0 +1,48 @@
+"""Project-level pages: the start page, the health check, and the pages that later
+issues fill in (agent inbox). The widget's pages are in conversations/views.py."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+
+from workstreams.models import ChatWidget
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    widgets = ChatWidget.objects.select_related("workstream").order_by("title")
+    return render(request, "home.html", {"widgets": widgets})
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and readiness: the database and Redis answer."""
+    from django.core.cache import cache
+
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        checks["database"] = "unavailable"
+    try:
+        cache.set("healthz", "1", 5)
+        checks["redis"] = "ok"
+    except Exception:  # noqa: BLE001
+        checks["redis"] = "unavailable"
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+@login_required
+def agent_inbox(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "coming_soon.html",
+        {"title": _("Agent inbox"), "what": _("The agent inbox arrives with the inbox issue.")},
+    )

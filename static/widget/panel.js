@@ -1,0 +1,1095 @@
+// The customer's chat panel (templates/widget/panel.html), speaking PROTOCOL.md:
+// REST for the widget config, credentials, history pages and gap filling; the widget WebSocket
+// for live messages, typing and status. Message bodies are plain text: always textContent.
+//
+// Talks to the embed loader (static/omnichannel-widget.js) in the parent window through
+// postMessage, only with the host origin that the widget allows (see docs/widget.md).
+
+const config = JSON.parse(document.getElementById("widget-config").textContent);
+const S = config.strings;
+
+const SEND_TIMEOUT_MS = 10000;
+const TOKEN_WAIT_MS = 5000;
+const TYPING_INTERVAL_MS = 2000;
+const TYPING_SHOW_MS = 5000;
+const PAGE_SIZE = 50;
+const GAP_PAGE = 200;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+const ONGOING = new Set(["open", "active", "waiting"]);
+const CLOSE_UNAUTHENTICATED = 4401;
+const CLOSE_FORBIDDEN = 4403;
+const STORAGE_KEY = `omnichannel.visitor.${config.widgetKey}`;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  panel: $("panel"),
+  persistentNote: $("persistent-note"),
+  log: $("log"),
+  conversations: $("conversations"),
+  empty: $("empty"),
+  loadEarlier: $("load-earlier"),
+  typing: $("typing"),
+  typingText: $("typing-text"),
+  announcer: $("announcer"),
+  connection: $("connection"),
+  ended: $("ended"),
+  offline: $("offline"),
+  offlineText: $("offline-text"),
+  signin: $("signin"),
+  signinText: $("signin-text"),
+  unavailable: $("unavailable"),
+  unavailableText: $("unavailable-text"),
+  composer: $("composer"),
+  input: $("message-input"),
+  send: $("send-button"),
+  endButton: $("end-button"),
+  endDialog: $("end-dialog"),
+  minimise: $("minimise-button"),
+};
+
+function format(template, values) {
+  return template.replace(/%\((\w+)\)s/g, (_match, name) => String(values[name] ?? ""));
+}
+
+function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// --- State ----------------------------------------------------------------------------------------
+
+const state = {
+  token: null,
+  widgetInfo: null, // GET /api/v1/widget/{key}/
+  sections: new Map(), // conversation id -> section
+  current: null, // the section of the customer's current conversation (or a draft)
+  draft: null, // a section for a conversation that the next echo will start
+  pending: new Map(), // client_id -> pending message
+  socket: null,
+  authenticated: false,
+  attempts: 0,
+  reconnectTimer: null,
+  connectedOnce: false,
+  stopped: false, // no reconnects (forbidden widget, no credentials)
+  lastTypingSent: 0,
+  typingTimer: null,
+  openingTimer: null,
+  gapFill: Promise.resolve(),
+  loadingEarlier: false,
+  visible: window.parent === window,
+  booted: false,
+  stick: true, // the log follows new messages (the customer has not scrolled up)
+};
+
+let starting = null; // the start() in progress
+
+// --- The host page (the embed loader) -------------------------------------------------------------
+
+const inFrame = window.parent !== window;
+const hostOrigin = resolveHostOrigin();
+
+function resolveHostOrigin() {
+  if (!inFrame) return null;
+  const allowed = new Set([location.origin, ...config.allowedOrigins]);
+  // The browser's word first (Chromium, Safari); else what the loader said in ?origin=.
+  // A wrong claim only means our messages are not delivered: postMessage checks targetOrigin.
+  const ancestors = location.ancestorOrigins;
+  const candidate =
+    ancestors && ancestors.length ? ancestors[0] : new URLSearchParams(location.search).get("origin");
+  return candidate && allowed.has(candidate) ? candidate : null;
+}
+
+function toHost(type, data = {}) {
+  if (hostOrigin) window.parent.postMessage({ omnichannel: "panel", type, ...data }, hostOrigin);
+}
+
+let tokenWaiter = null;
+
+window.addEventListener("message", (event) => {
+  if (!hostOrigin || event.source !== window.parent || event.origin !== hostOrigin) return;
+  const data = event.data;
+  if (!data || typeof data !== "object" || data.omnichannel !== "host") return;
+  if (data.type === "token") {
+    const token = typeof data.token === "string" && data.token ? data.token : null;
+    if (tokenWaiter) {
+      tokenWaiter(token);
+    } else if (config.authRequired && token && token !== state.token) {
+      useNewToken(token); // the site signed the customer in (or refreshed the token)
+    } else if (config.authRequired && !token && state.token) {
+      signOut(); // the site signed the customer out
+    }
+  } else if (data.type === "open") {
+    state.visible = true;
+    onVisible();
+  } else if (data.type === "close") {
+    state.visible = false;
+  }
+});
+
+function askHostForToken(reason) {
+  if (!hostOrigin) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(null), TOKEN_WAIT_MS);
+    function finish(token) {
+      clearTimeout(timer);
+      tokenWaiter = null;
+      resolve(token);
+    }
+    tokenWaiter = finish;
+    toHost("token-request", { reason });
+  });
+}
+
+// --- REST -------------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.detail) || `HTTP ${status}`);
+    this.status = status;
+    this.code = (body && body.code) || (status === 0 ? "network" : "error");
+    this.body = body || {};
+  }
+}
+
+async function api(method, path, body, { auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  if (auth && state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(config.api + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new ApiError(0, null);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (error) {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// --- Credentials ---------------------------------------------------------------------------------------
+
+function storedVisitorToken() {
+  try {
+    return localStorage.getItem(STORAGE_KEY);
+  } catch (error) {
+    return null; // storage blocked: the visitor lasts as long as the page
+  }
+}
+
+function storeVisitorToken(token) {
+  try {
+    if (token) localStorage.setItem(STORAGE_KEY, token);
+    else localStorage.removeItem(STORAGE_KEY);
+  } catch (error) {
+    /* storage blocked */
+  }
+}
+
+async function obtainToken() {
+  if (config.authRequired) return state.token || askHostForToken("initial");
+  const stored = storedVisitorToken();
+  if (stored) return stored;
+  const data = await api("POST", "visitor/", {}, { auth: false });
+  storeVisitorToken(data.token);
+  return data.token;
+}
+
+let renewing = null;
+
+// The token was refused (expired JWT, or a visitor token the server no longer accepts).
+function renewToken() {
+  if (renewing) return renewing;
+  renewing = (async () => {
+    const old = state.token;
+    let token = null;
+    if (config.authRequired) {
+      token = await askHostForToken("expired");
+      if (token === old) token = null;
+    } else {
+      storeVisitorToken(null);
+      try {
+        token = await obtainToken();
+      } catch (error) {
+        token = null;
+      }
+    }
+    state.token = token;
+    return token;
+  })();
+  renewing.finally(() => {
+    renewing = null;
+  });
+  return renewing;
+}
+
+async function withToken(call) {
+  try {
+    return await call();
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    const token = await renewToken();
+    if (!token) {
+      showSignIn(true);
+      throw error;
+    }
+    return call();
+  }
+}
+
+function signOut() {
+  state.token = null;
+  state.stopped = true;
+  const socket = state.socket;
+  state.socket = null;
+  state.authenticated = false;
+  if (socket) socket.close();
+  clearTimeout(state.reconnectTimer);
+  for (const pending of state.pending.values()) clearTimeout(pending.timer);
+  state.pending.clear();
+  state.sections.clear();
+  state.current = null;
+  state.draft = null;
+  ui.conversations.replaceChildren();
+  state.booted = false;
+  state.connectedOnce = false;
+  starting = null;
+  hideTyping();
+  showSignIn(false);
+}
+
+function useNewToken(token) {
+  state.token = token;
+  state.stopped = false;
+  hide(ui.signin);
+  if (!state.booted) {
+    if (!starting) start();
+    return;
+  }
+  reconnectNow();
+}
+
+// --- Rendering messages ------------------------------------------------------------------------------
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  day: "numeric",
+  month: "short",
+  hour: "numeric",
+  minute: "2-digit",
+});
+
+function formatTime(iso) {
+  const date = iso ? new Date(iso) : new Date();
+  if (Number.isNaN(date.getTime())) return "";
+  const today = new Date();
+  return date.toDateString() === today.toDateString() ? timeFormat.format(date) : dateTimeFormat.format(date);
+}
+
+function authorLabel(message) {
+  if (message.sender === "customer") return S.you;
+  if (message.sender === "system") return S.system;
+  return message.author || S.agent;
+}
+
+function renderMessage(message) {
+  const item = document.createElement("li");
+  item.className = `msg msg-${message.sender}`;
+  item.dataset.sender = message.sender;
+  if (message.kind) item.dataset.kind = message.kind;
+  const author = document.createElement("span");
+  author.className = message.sender === "agent" ? "msg-author" : "visually-hidden";
+  author.textContent = authorLabel(message) + (message.sender === "agent" ? "" : ": ");
+  const bubble = document.createElement("div");
+  bubble.className = "msg-bubble";
+  bubble.textContent = message.body;
+  const meta = document.createElement("div");
+  meta.className = "msg-meta";
+  const time = document.createElement("time");
+  if (message.created_at) time.dateTime = message.created_at;
+  time.textContent = formatTime(message.created_at);
+  meta.append(time);
+  item.append(author, bubble, meta);
+  if (message.seq != null) item.dataset.seq = String(message.seq);
+  return item;
+}
+
+function setAuthorGrouping(item) {
+  const previous = item.previousElementSibling;
+  const same =
+    previous &&
+    previous.classList.contains("msg") &&
+    previous.dataset.sender === item.dataset.sender &&
+    item.dataset.sender !== "system" &&
+    previous.querySelector(".msg-author")?.textContent === item.querySelector(".msg-author")?.textContent;
+  item.classList.toggle("same-author", Boolean(same));
+  const author = item.querySelector(".msg-author");
+  if (author) author.hidden = Boolean(same);
+}
+
+function setPendingState(pending, status) {
+  const { item } = pending;
+  item.classList.toggle("sending", status === "sending");
+  item.classList.toggle("failed", status === "failed");
+  item.dataset.state = status;
+  const meta = item.querySelector(".msg-meta");
+  meta.querySelector(".msg-state")?.remove();
+  meta.querySelector(".retry")?.remove();
+  const label = document.createElement("span");
+  label.className = "msg-state";
+  if (status === "sending") label.textContent = S.sending;
+  else if (status === "sent") label.textContent = S.sent;
+  else label.textContent = pending.error ? `${S.failed} ${pending.error}` : S.failed;
+  meta.append(label);
+  if (status === "failed") {
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "retry";
+    retry.textContent = S.retry;
+    retry.addEventListener("click", () => {
+      transmit(pending);
+      ui.input.focus();
+    });
+    meta.append(retry);
+  }
+}
+
+function announce(text) {
+  const line = document.createElement("p");
+  line.textContent = text;
+  ui.announcer.append(line);
+  while (ui.announcer.childElementCount > 5) ui.announcer.firstElementChild.remove();
+}
+
+function nearBottom() {
+  return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  ui.log.scrollTop = ui.log.scrollHeight;
+}
+
+// --- Conversations (sections of the log) ------------------------------------------------------------
+
+function createSection(id) {
+  const section = {
+    id,
+    conversation: null,
+    list: document.createElement("ol"),
+    items: new Map(), // seq -> <li>
+    maxSeq: 0,
+    minSeq: 0,
+    hasMoreBefore: false,
+  };
+  section.list.className = "conversation";
+  if (id != null) section.list.dataset.conversationId = String(id);
+  if (ui.conversations.childElementCount) {
+    const divider = document.createElement("div");
+    divider.className = "divider";
+    divider.setAttribute("role", "separator");
+    divider.setAttribute("aria-label", S.newConversation);
+    divider.textContent = S.newConversation;
+    ui.conversations.append(divider);
+  }
+  ui.conversations.append(section.list);
+  return section;
+}
+
+// The section for a conversation id we have not seen: the draft the customer is writing into,
+// or a new one below a divider. Older conversations than the current one are not shown again.
+function sectionFor(id) {
+  let section = state.sections.get(id);
+  if (section) return section;
+  if (state.current && state.current.id != null && id < state.current.id) return null;
+  if (state.draft) {
+    section = state.draft;
+    state.draft = null;
+    section.id = id;
+    section.list.dataset.conversationId = String(id);
+  } else {
+    section = createSection(id);
+  }
+  state.sections.set(id, section);
+  if (state.current && state.current !== section) state.current.hasMoreBefore = false;
+  state.current = section;
+  return section;
+}
+
+function currentIsOngoing() {
+  const section = state.current;
+  return Boolean(section && section.id != null && (!section.conversation || ONGOING.has(section.conversation.status)));
+}
+
+// Where a message the customer writes now goes: the ongoing conversation, else a new one.
+function sectionForSend() {
+  if (currentIsOngoing()) return state.current;
+  if (state.current && state.current.id == null) return state.current;
+  if (!state.draft) state.draft = createSection(null);
+  state.current = state.draft;
+  return state.draft;
+}
+
+function placeInSection(section, item, seq) {
+  const list = section.list;
+  let before = null;
+  for (const child of list.children) {
+    const childSeq = child.dataset.seq ? Number(child.dataset.seq) : Infinity;
+    if (childSeq > seq) {
+      before = child;
+      break;
+    }
+  }
+  list.insertBefore(item, before);
+  setAuthorGrouping(item);
+  if (item.nextElementSibling) setAuthorGrouping(item.nextElementSibling);
+}
+
+// One message from any source (REST page, ready frame, live frame, REST send). Returns true when
+// it was new. `live` marks messages that arrive now (announced, counted as unread by the loader).
+function addMessage(message, { live = false } = {}) {
+  const section = sectionFor(message.conversation_id);
+  if (!section) return false;
+  const pending = message.client_id ? state.pending.get(message.client_id) : null;
+  if (section.items.has(message.seq)) {
+    if (pending) settle(pending, section.items.get(message.seq));
+    return false;
+  }
+  const gapBefore = live && message.seq > section.maxSeq + 1 ? section.maxSeq : null;
+  const stick = nearBottom() || (pending && true);
+  let item;
+  if (pending) {
+    item = pending.item;
+    item.dataset.seq = String(message.seq);
+    item.querySelector("time").dateTime = message.created_at || "";
+    item.querySelector("time").textContent = formatTime(message.created_at);
+    settle(pending, item);
+  } else {
+    item = renderMessage(message);
+  }
+  placeInSection(section, item, message.seq);
+  section.items.set(message.seq, item);
+  section.maxSeq = Math.max(section.maxSeq, message.seq);
+  section.minSeq = section.minSeq ? Math.min(section.minSeq, message.seq) : message.seq;
+  refreshEmpty();
+  if (live && message.sender !== "customer") {
+    announce(
+      format(S.newMessageFrom, {
+        name: authorLabel(message),
+        body: message.body.length > 200 ? `${message.body.slice(0, 200)}…` : message.body,
+      }),
+    );
+    toHost("message", { sender: message.sender });
+    if (message.sender === "agent") hideTyping();
+  }
+  if (stick) scrollToBottom();
+  if (gapBefore != null && section === state.current) fillGap(section, gapBefore);
+  return true;
+}
+
+function settle(pending, item) {
+  clearTimeout(pending.timer);
+  state.pending.delete(pending.clientId);
+  pending.item = item;
+  item.classList.remove("sending", "failed");
+  item.dataset.state = "sent";
+  item.querySelector(".msg-state")?.remove();
+  item.querySelector(".retry")?.remove();
+  const label = document.createElement("span");
+  label.className = "msg-state";
+  label.textContent = S.sent;
+  item.querySelector(".msg-meta").append(label);
+}
+
+function refreshEmpty() {
+  const anything = Boolean(ui.conversations.querySelector(".msg"));
+  const stateCard = !ui.offline.hidden || !ui.signin.hidden || !ui.unavailable.hidden;
+  ui.empty.hidden = anything || stateCard;
+  // A state card with nothing to show above it takes the whole panel.
+  ui.panel.classList.toggle("state-only", stateCard && !anything);
+  if (ui.persistentNote) ui.persistentNote.hidden = !ui.signin.hidden || !ui.unavailable.hidden;
+}
+
+function setConversation(conversation) {
+  const section = sectionFor(conversation.id);
+  if (!section) return; // an older conversation than the one shown
+  const known = section.conversation;
+  // Frames of one conversation can overtake each other (they are sent after different
+  // commits); one that knows fewer messages than what we have is stale.
+  if (known && (conversation.last_seq ?? 0) < (known.last_seq ?? 0)) return;
+  section.conversation = conversation;
+  refreshControls();
+}
+
+// Fetch what the socket did not deliver: everything after `afterSeq`, in pages.
+function fillGap(section, afterSeq) {
+  state.gapFill = state.gapFill.then(async () => {
+    let after = afterSeq;
+    for (let round = 0; round < 50; round++) {
+      if (state.current !== section) return;
+      let page;
+      try {
+        page = await withToken(() => api("GET", `conversation/messages/?after_seq=${after}&limit=${GAP_PAGE}`));
+      } catch (error) {
+        return; // the next reconnect resumes from after_seq anyway
+      }
+      for (const message of page.messages) addMessage(message);
+      if (!page.has_more || !page.messages.length) return;
+      after = page.messages[page.messages.length - 1].seq;
+    }
+  });
+  return state.gapFill;
+}
+
+async function loadEarlier() {
+  const section = state.current;
+  if (!section || !section.hasMoreBefore || state.loadingEarlier) return;
+  state.loadingEarlier = true;
+  ui.loadEarlier.textContent = S.loading;
+  ui.loadEarlier.disabled = true;
+  try {
+    const page = await withToken(() =>
+      api("GET", `conversation/messages/?before_seq=${section.minSeq}&limit=${PAGE_SIZE}`),
+    );
+    const before = ui.log.scrollHeight;
+    const top = ui.log.scrollTop;
+    for (const message of page.messages) addMessage(message);
+    section.hasMoreBefore = page.has_more;
+    ui.log.scrollTop = top + (ui.log.scrollHeight - before);
+  } catch (error) {
+    /* the button stays; the customer can try again */
+  } finally {
+    state.loadingEarlier = false;
+    ui.loadEarlier.textContent = S.loadEarlier;
+    ui.loadEarlier.disabled = false;
+    refreshControls();
+  }
+}
+
+// --- Typing ------------------------------------------------------------------------------------------
+
+function showTyping(frame) {
+  if (!state.current || frame.conversation_id !== state.current.id) return;
+  const agent = state.current.conversation && state.current.conversation.agent;
+  ui.typingText.textContent = agent && agent.name ? format(S.typing, { name: agent.name }) : S.agentTyping;
+  ui.typing.hidden = false;
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(hideTyping, TYPING_SHOW_MS);
+}
+
+function hideTyping() {
+  clearTimeout(state.typingTimer);
+  ui.typing.hidden = true;
+}
+
+function sendTyping() {
+  const now = Date.now();
+  if (now - state.lastTypingSent < TYPING_INTERVAL_MS || !socketReady()) return;
+  if (!currentIsOngoing()) return;
+  state.lastTypingSent = now;
+  state.socket.send(JSON.stringify({ type: "typing" }));
+}
+
+// --- Sending -------------------------------------------------------------------------------------------
+
+function submit() {
+  const body = ui.input.value.trim();
+  if (!body) return;
+  if (body.length > 4000) {
+    announce(S.tooLong);
+    return;
+  }
+  const section = sectionForSend();
+  const pending = {
+    clientId: newClientId(),
+    body,
+    item: renderMessage({ sender: "customer", body, created_at: null }),
+    timer: null,
+    error: "",
+  };
+  pending.item.dataset.clientId = pending.clientId;
+  state.pending.set(pending.clientId, pending);
+  section.list.append(pending.item);
+  setAuthorGrouping(pending.item);
+  ui.input.value = "";
+  autosize();
+  hide(ui.ended);
+  refreshEmpty();
+  scrollToBottom();
+  transmit(pending);
+}
+
+function transmit(pending) {
+  pending.error = "";
+  setPendingState(pending, "sending");
+  clearTimeout(pending.timer);
+  pending.timer = setTimeout(() => fail(pending, ""), SEND_TIMEOUT_MS);
+  state.pending.set(pending.clientId, pending);
+  if (socketReady()) {
+    state.socket.send(JSON.stringify({ type: "message.send", client_id: pending.clientId, body: pending.body }));
+  } else {
+    sendByRest(pending);
+  }
+}
+
+async function sendByRest(pending) {
+  if (!state.token) {
+    fail(pending, "");
+    return;
+  }
+  try {
+    const message = await withToken(() =>
+      api("POST", "conversation/messages/", { client_id: pending.clientId, body: pending.body }),
+    );
+    addMessage(message, { live: true });
+  } catch (error) {
+    onSendError(pending, error.code, error.body);
+  }
+}
+
+function fail(pending, reason) {
+  if (!state.pending.has(pending.clientId)) return;
+  clearTimeout(pending.timer);
+  pending.error = reason;
+  setPendingState(pending, "failed");
+  announce(reason ? `${S.failed} ${reason}` : S.failed);
+}
+
+function onSendError(pending, code, body) {
+  if (code === "outside_operating_hours") {
+    showOffline(body && body.next_opening);
+    fail(pending, "");
+  } else if (code === "rate_limited") {
+    fail(pending, S.rateLimited);
+  } else if (code === "body_too_long") {
+    fail(pending, S.tooLong);
+  } else if (code === "unavailable" || code === "network") {
+    fail(pending, "");
+  } else {
+    fail(pending, (body && body.detail) || S.errorGeneric);
+  }
+}
+
+// --- Ending (live chat) ------------------------------------------------------------------------------------
+
+async function endConversation() {
+  if (socketReady()) {
+    state.socket.send(JSON.stringify({ type: "conversation.end" }));
+    return;
+  }
+  try {
+    const data = await withToken(() => api("POST", "conversation/end/", {}));
+    setConversation(data.conversation || data);
+  } catch (error) {
+    announce(error.code === "customer_cannot_end" ? S.cannotEnd : S.errorGeneric);
+  }
+}
+
+// --- Socket ---------------------------------------------------------------------------------------------------
+
+function socketReady() {
+  return Boolean(state.socket && state.socket.readyState === WebSocket.OPEN && state.authenticated);
+}
+
+function connect() {
+  if (state.stopped || !state.token) return;
+  clearTimeout(state.reconnectTimer);
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}${config.socket}`);
+  state.socket = socket;
+  state.authenticated = false;
+  socket.addEventListener("open", () => {
+    const afterSeq = state.current && state.current.id != null ? state.current.maxSeq : 0;
+    socket.send(JSON.stringify({ type: "auth", token: state.token, after_seq: afterSeq }));
+  });
+  socket.addEventListener("message", (event) => {
+    if (socket !== state.socket) return;
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch (error) {
+      return;
+    }
+    onFrame(frame, socket);
+  });
+  socket.addEventListener("close", (event) => {
+    if (socket !== state.socket) return;
+    state.socket = null;
+    state.authenticated = false;
+    onSocketClosed(event.code);
+  });
+}
+
+async function onSocketClosed(code) {
+  hideTyping();
+  if (code === CLOSE_FORBIDDEN) {
+    state.stopped = true;
+    showUnavailable(S.notFound);
+    return;
+  }
+  if (code === CLOSE_UNAUTHENTICATED) {
+    const token = await renewToken();
+    if (!token) {
+      state.stopped = true;
+      showSignIn(true);
+      return;
+    }
+    connect();
+    return;
+  }
+  if (state.connectedOnce) showConnection(S.reconnecting);
+  scheduleReconnect();
+}
+
+function scheduleReconnect() {
+  if (state.stopped) return;
+  clearTimeout(state.reconnectTimer);
+  const base = BACKOFF_MS[Math.min(state.attempts, BACKOFF_MS.length - 1)];
+  state.attempts += 1;
+  const delay = base * (0.8 + Math.random() * 0.4);
+  state.reconnectTimer = setTimeout(connect, delay);
+}
+
+// Reconnect at once (back online, a new token): the old socket may be dead without knowing it.
+function reconnectNow() {
+  const old = state.socket;
+  state.socket = null;
+  state.authenticated = false;
+  if (old) {
+    try {
+      old.close();
+    } catch (error) {
+      /* already closed */
+    }
+  }
+  state.attempts = 0;
+  connect();
+}
+
+function onFrame(frame, socket) {
+  switch (frame.type) {
+    case "ready":
+      onReady(frame);
+      break;
+    case "message":
+      if (frame.message) addMessage(frame.message, { live: true });
+      break;
+    case "conversation":
+      if (frame.conversation) setConversation(frame.conversation);
+      break;
+    case "typing":
+      if (frame.sender === "agent") showTyping(frame);
+      break;
+    case "error":
+      onErrorFrame(frame, socket);
+      break;
+    default:
+      break;
+  }
+}
+
+async function onReady(frame) {
+  const wasConnected = state.connectedOnce;
+  state.authenticated = true;
+  state.connectedOnce = true;
+  state.attempts = 0;
+  if (wasConnected) {
+    showConnection(S.reconnected, true);
+    setTimeout(() => {
+      if (socketReady()) hide(ui.connection);
+    }, 2500);
+  } else {
+    hide(ui.connection);
+  }
+  const conversation = frame.conversation;
+  if (!conversation && currentIsOngoing() && state.current.conversation) {
+    // It ended while we were away (closed by an agent, a supervisor or the sweep).
+    state.current.conversation = { ...state.current.conversation, status: "closed" };
+  }
+  if (conversation) {
+    const known = state.sections.has(conversation.id);
+    const sentAfter = known ? null : state.current && state.current.id != null ? state.current.maxSeq : 0;
+    setConversation(conversation);
+    const section = state.sections.get(conversation.id);
+    for (const message of frame.messages || []) addMessage(message, { live: wasConnected });
+    if (section && sentAfter) {
+      // The socket resumed after a seq of another conversation: load this one from its start.
+      await fillGap(section, 0);
+    } else if (section && frame.has_more) {
+      await fillGap(section, section.maxSeq);
+    }
+  }
+  // Messages that were in flight when the socket dropped: resend (same client_id, no duplicate).
+  for (const pending of state.pending.values()) {
+    if (pending.item.dataset.state === "sending" && socketReady()) {
+      state.socket.send(JSON.stringify({ type: "message.send", client_id: pending.clientId, body: pending.body }));
+    }
+  }
+  refreshControls();
+}
+
+function onErrorFrame(frame) {
+  const pending = frame.client_id ? state.pending.get(frame.client_id) : null;
+  if (pending) {
+    onSendError(pending, frame.code, frame);
+    return;
+  }
+  switch (frame.code) {
+    case "outside_operating_hours":
+      showOffline(frame.next_opening);
+      break;
+    case "customer_cannot_end":
+      announce(S.cannotEnd);
+      break;
+    case "invalid_token":
+    case "authentication_required":
+    case "not_found":
+    case "origin_not_allowed":
+      break; // the close that follows says what to do
+    default:
+      if (frame.detail) announce(frame.detail);
+  }
+}
+
+// --- States and controls ---------------------------------------------------------------------------------------
+
+function hide(element) {
+  if (element) element.hidden = true;
+}
+
+function show(element) {
+  if (element) element.hidden = false;
+}
+
+function showConnection(text, ok = false) {
+  ui.connection.textContent = text;
+  ui.connection.classList.toggle("ok", ok);
+  show(ui.connection);
+}
+
+function showSignIn(expired) {
+  ui.signinText.textContent = expired ? S.signInExpired : S.signIn;
+  show(ui.signin);
+  hide(ui.connection);
+  refreshControls();
+}
+
+function showUnavailable(text) {
+  ui.unavailableText.textContent = text;
+  show(ui.unavailable);
+  hide(ui.connection);
+  refreshControls();
+}
+
+// "We open again at 17:00" today, else "on Monday 14 July at 09:00": in the customer's own
+// locale and time zone.
+function openingText(iso) {
+  const date = iso ? new Date(iso) : null;
+  if (!date || Number.isNaN(date.getTime())) return S.offlineClosed;
+  if (date.toDateString() === new Date().toDateString()) {
+    return format(S.offlineOpensAtTime, { time: timeFormat.format(date) });
+  }
+  const when = new Intl.DateTimeFormat(undefined, {
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    hour: "numeric",
+    minute: "2-digit",
+  }).format(date);
+  return format(S.offlineOpensOn, { date: when });
+}
+
+function showOffline(nextOpening) {
+  if (state.widgetInfo) {
+    state.widgetInfo.online = false;
+    state.widgetInfo.next_opening = nextOpening || null;
+  }
+  ui.offlineText.textContent = openingText(nextOpening);
+  show(ui.offline);
+  refreshControls();
+  // Look again when it opens (or in five minutes, whichever is first).
+  clearTimeout(state.openingTimer);
+  const wait = nextOpening ? Math.max(new Date(nextOpening).getTime() - Date.now() + 1000, 5000) : 300000;
+  state.openingTimer = setTimeout(refreshWidgetInfo, Math.min(wait, 300000));
+}
+
+async function refreshWidgetInfo() {
+  try {
+    state.widgetInfo = await api("GET", "", undefined, { auth: false });
+  } catch (error) {
+    state.openingTimer = setTimeout(refreshWidgetInfo, 60000);
+    return;
+  }
+  applyOnline();
+}
+
+function applyOnline() {
+  const info = state.widgetInfo;
+  if (info && config.mode === "live" && info.online === false) showOffline(info.next_opening);
+  else {
+    hide(ui.offline);
+    clearTimeout(state.openingTimer);
+    refreshControls();
+  }
+}
+
+// What the customer can do now: composer, End, load earlier, the ended note.
+function refreshControls() {
+  const blocked = !ui.signin.hidden || !ui.unavailable.hidden;
+  const ongoing = currentIsOngoing();
+  const offline = !ui.offline.hidden && !ongoing;
+  const ready = Boolean(state.token) && state.booted;
+  ui.composer.hidden = blocked || offline || !ready;
+  if (ui.offline && !ui.offline.hidden && ongoing) hide(ui.offline);
+  if (ui.endButton) ui.endButton.hidden = blocked || !ongoing || !config.customerCanEnd;
+  const section = state.current;
+  const endedNow = Boolean(section && section.conversation && !ONGOING.has(section.conversation.status));
+  ui.ended.hidden = !endedNow || blocked || offline;
+  ui.loadEarlier.hidden = !(section && section.hasMoreBefore);
+  refreshEmpty();
+}
+
+// --- Composer and controls ---------------------------------------------------------------------------------------
+
+function autosize() {
+  ui.input.style.height = "auto";
+  ui.input.style.height = `${Math.min(ui.input.scrollHeight + 2, 136)}px`;
+}
+
+ui.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  submit();
+  ui.input.focus();
+});
+
+ui.input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    submit();
+  }
+});
+
+ui.input.addEventListener("input", () => {
+  autosize();
+  if (ui.input.value.trim()) sendTyping();
+});
+
+ui.loadEarlier.addEventListener("click", loadEarlier);
+ui.log.addEventListener("scroll", () => {
+  state.stick = nearBottom();
+  if (ui.log.scrollTop < 60 && ui.log.clientHeight > 0) loadEarlier();
+});
+// The log was hidden (panel closed) or resized (phone keyboard): keep the newest in view.
+new ResizeObserver(() => {
+  if (state.stick) scrollToBottom();
+}).observe(ui.log);
+
+if (ui.endButton && ui.endDialog) {
+  ui.endButton.addEventListener("click", () => ui.endDialog.showModal());
+  ui.endDialog.addEventListener("close", () => {
+    if (ui.endDialog.returnValue === "end") endConversation();
+    ui.endDialog.returnValue = "";
+    (ui.endButton.hidden ? ui.input : ui.endButton).focus();
+  });
+}
+
+if (inFrame && hostOrigin) {
+  show(ui.minimise);
+  ui.minimise.addEventListener("click", () => toHost("close"));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !(ui.endDialog && ui.endDialog.open)) toHost("close");
+  });
+}
+
+window.addEventListener("online", () => {
+  if (state.booted) reconnectNow();
+});
+window.addEventListener("offline", () => {
+  if (state.connectedOnce) showConnection(S.reconnecting);
+});
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && state.booted && !state.socket && !state.stopped) reconnectNow();
+});
+
+// --- Start ---------------------------------------------------------------------------------------------------------
+
+function onVisible() {
+  if (!state.booted && !config.authRequired) start();
+  if (!ui.composer.hidden) ui.input.focus();
+}
+
+// Load the current conversation's latest page over REST; the socket then resumes after it.
+async function loadHistory() {
+  let data;
+  try {
+    data = await withToken(() => api("GET", "conversation/"));
+  } catch (error) {
+    return; // the socket's ready frame brings the conversation anyway
+  }
+  if (!data || !data.conversation) return;
+  setConversation(data.conversation);
+  const section = state.sections.get(data.conversation.id);
+  try {
+    const page = await withToken(() => api("GET", `conversation/messages/?limit=${PAGE_SIZE}`));
+    for (const message of page.messages) addMessage(message);
+    if (section) section.hasMoreBefore = page.has_more;
+  } catch (error) {
+    /* the ready frame fills it */
+  }
+  scrollToBottom();
+}
+
+
+function start() {
+  if (starting) return starting;
+  starting = (async () => {
+    // Say "Connecting…" only when it takes a while.
+    setTimeout(() => {
+      if (!state.connectedOnce && !state.stopped && ui.signin.hidden) showConnection(S.connecting);
+    }, 1000);
+    const [info, token] = await Promise.all([
+      api("GET", "", undefined, { auth: false }).catch((error) => error),
+      obtainToken().catch(() => null),
+    ]);
+    // Without the config (a failed request) the panel still chats; it only cannot tell the
+    // opening hours in advance (a refused message brings them).
+    if (!(info instanceof ApiError)) state.widgetInfo = info;
+    if (!token) {
+      starting = null;
+      if (config.authRequired) showSignIn(false);
+      else showUnavailable(S.unavailable);
+      return;
+    }
+    state.token = token;
+    await loadHistory();
+    state.booted = true;
+    applyOnline();
+    refreshControls();
+    scrollToBottom();
+    connect();
+    if (state.visible && !ui.composer.hidden) ui.input.focus({ preventScroll: true });
+  })();
+  return starting;
+}
+
+toHost("ready", {
+  title: config.title,
+  colour: config.colour,
+  foreground: config.foreground,
+  labels: { open: S.openChat, close: S.closeChat, unread: S.unread, unreadOne: S.unreadOne },
+});
+
+// A customer with credentials already (a signed-in customer, a returning visitor) connects at
+// once, so the launcher can show unread messages; a new anonymous visitor when they open the chat.
+if (config.authRequired || storedVisitorToken() || state.visible) start();
+else refreshControls();

@@ -1,0 +1,134 @@
+"""Error codes that need a special situation: JWT attacks over the wire, throttling, and a
+database that fails mid-request."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from channels.db import database_sync_to_async as in_db
+from django.core.cache import cache
+from django.db import OperationalError
+from rest_framework.test import APIClient
+
+from conversations import services
+from tests.keys import public_pem, rsa_key
+from tests.realtime.conftest import Socket, customer_token
+
+W = "/api/v1/widget/{}/conversation/"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(setting, **extra):
+    now = int(time.time())
+    return {"sub": "mallory", "iss": setting.issuer, "iat": now, "exp": now + 300, **extra}
+
+
+def _attacks(setting):
+    none = _b64(b'{"alg":"none","typ":"JWT"}') + "." + _b64(json.dumps(_claims(setting)).encode()) + "."
+    signing_input = _b64(b'{"alg":"HS256","typ":"JWT"}') + "." + _b64(json.dumps(_claims(setting)).encode())
+    hs = (
+        signing_input
+        + "."
+        + _b64(hmac.new(public_pem(rsa_key()).encode(), signing_input.encode(), hashlib.sha256).digest())
+    )
+    header, _, signature = jwt.encode(_claims(setting), rsa_key(), algorithm="RS256").split(".")
+    tampered = f"{header}.{_b64(json.dumps(_claims(setting, sub='admin')).encode())}.{signature}"
+    return {
+        "alg-none": none,
+        "hs256-with-public-key": hs,
+        "expired": jwt.encode(_claims(setting, exp=int(time.time()) - 600), rsa_key(), algorithm="RS256"),
+        "not-yet-valid": jwt.encode(_claims(setting, nbf=int(time.time()) + 600), rsa_key(), algorithm="RS256"),
+        "wrong-issuer": jwt.encode(_claims(setting, iss="https://evil.example"), rsa_key(), algorithm="RS256"),
+        "unknown-kid": jwt.encode(_claims(setting), rsa_key(), algorithm="RS256", headers={"kid": "gone"}),
+        "other-key": jwt.encode(_claims(setting), rsa_key("attacker"), algorithm="RS256"),
+        "tampered": tampered,
+        "oversized": "a" * 10_000,
+    }
+
+
+ATTACKS = [
+    "alg-none",
+    "hs256-with-public-key",
+    "expired",
+    "not-yet-valid",
+    "wrong-issuer",
+    "unknown-kid",
+    "other-key",
+    "tampered",
+    "oversized",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_jwt_attacks_are_invalid_token_over_rest(persistent, attack):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + _attacks(persistent.authentication_setting)[attack])
+    response = client.get(W.format(persistent.widget_key))
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("attack", ["alg-none", "hs256-with-public-key", "expired", "other-key"])
+async def test_jwt_attacks_close_the_socket_with_4401(persistent, attack):
+    token = await in_db(lambda: _attacks(persistent.authentication_setting)[attack])()
+    s = Socket(f"/ws/widget/{persistent.widget_key}/")
+    assert await s.connect()
+    await s.send({"type": "auth", "token": token})
+    assert (await s.next())["code"] == "invalid_token"
+    assert await s.closed() == 4401
+
+
+@pytest.mark.django_db
+def test_too_many_widget_requests_are_rate_limited(persistent, settings):
+    cache.clear()
+    client = APIClient()
+    from omnichannel.api import WidgetThrottle
+
+    limit = int(WidgetThrottle().get_rate().split("/")[0])
+    statuses = [client.get(f"/api/v1/widget/{persistent.widget_key}/").status_code for _ in range(limit + 1)]
+    assert statuses[:limit] == [200] * limit
+    last = client.get(f"/api/v1/widget/{persistent.widget_key}/")
+    assert last.status_code == 429 and last.json()["code"] == "rate_limited"
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_database_failure_is_503_unavailable_not_a_500(persistent, monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "customer_message_send", down)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + customer_token(persistent.authentication_setting))
+    response = client.post(W.format(persistent.widget_key) + "messages/", {"body": "hi"}, format="json")
+    assert response.status_code == 503 and response.json()["code"] == "unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_database_failure_is_an_unavailable_frame_and_the_socket_stays_open(persistent, monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    token = await in_db(customer_token)(persistent.authentication_setting)
+    s = Socket(f"/ws/widget/{persistent.widget_key}/")
+    assert await s.connect()
+    await s.send({"type": "auth", "token": token})
+    await s.until(lambda f: f["type"] == "ready")
+    monkeypatch.setattr(services, "customer_message_send", down)
+    await s.send({"type": "message.send", "client_id": "c1", "body": "hi"})
+    error = await s.until(lambda f: f["type"] == "error")
+    assert error == {"type": "error", "code": "unavailable", "detail": error["detail"], "client_id": "c1"}
+    monkeypatch.undo()
+    await s.send({"type": "message.send", "client_id": "c2", "body": "hi again"})
+    await s.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c2")
+    await s.close()

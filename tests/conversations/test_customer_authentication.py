@@ -1,0 +1,70 @@
+"""Customers are who their token says, within one widget's scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from conversations.authentication import authenticate_customer, issue_visitor_token
+from conversations.errors import AuthenticationRequired, InvalidToken
+from tests.factories import ChatWidgetFactory, WorkstreamFactory
+from tests.keys import rsa_key
+
+pytestmark = pytest.mark.django_db
+
+
+def customer_jwt(setting, sub="c-1", **claims):
+    now = datetime.now(UTC)
+    payload = {"sub": sub, "iss": setting.issuer, "iat": now, "exp": now + timedelta(minutes=5), **claims}
+    return jwt.encode(payload, rsa_key(), algorithm="RS256")
+
+
+def test_a_visitor_token_identifies_the_same_anonymous_customer_in_its_widget(live):
+    token = issue_visitor_token(live)
+    first = authenticate_customer(live, token)
+    assert authenticate_customer(live, token) == first
+    assert first.widget == live and not first.authenticated
+
+
+def test_a_visitor_token_of_another_widget_is_invalid(live):
+    other = ChatWidgetFactory(workstream=live.workstream)
+    with pytest.raises(InvalidToken):
+        authenticate_customer(other, issue_visitor_token(live))
+
+
+def test_a_widget_with_an_authentication_setting_refuses_visitor_tokens(persistent):
+    with pytest.raises(AuthenticationRequired):
+        issue_visitor_token(persistent)
+    anonymous_twin = ChatWidgetFactory(widget_key=persistent.widget_key + "-x", workstream=WorkstreamFactory())
+    token = issue_visitor_token(anonymous_twin)
+    with pytest.raises((AuthenticationRequired, InvalidToken)):
+        authenticate_customer(persistent, token)
+
+
+def test_a_missing_token_requires_authentication(persistent):
+    with pytest.raises(AuthenticationRequired):
+        authenticate_customer(persistent, "")
+
+
+def test_jwt_claims_create_and_update_the_customer(persistent):
+    setting = persistent.authentication_setting
+    token = customer_jwt(setting, name="Ada", email="ada@example.com", context={"plan": "gold"})
+    customer = authenticate_customer(persistent, token)
+    assert (customer.external_id, customer.display_name, customer.email) == ("c-1", "Ada", "ada@example.com")
+    assert customer.context == {"plan": "gold"} and customer.authenticated
+    again = authenticate_customer(persistent, customer_jwt(setting, name="Ada Lovelace"))
+    assert again.pk == customer.pk and again.display_name == "Ada Lovelace"
+
+
+def test_different_subs_are_different_customers(persistent):
+    setting = persistent.authentication_setting
+    assert authenticate_customer(persistent, customer_jwt(setting, "a")) != authenticate_customer(
+        persistent, customer_jwt(setting, "b")
+    )
+
+
+def test_a_bad_jwt_is_invalid_token(persistent):
+    with pytest.raises(InvalidToken):
+        authenticate_customer(persistent, customer_jwt(persistent.authentication_setting, exp=1))

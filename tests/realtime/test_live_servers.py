@@ -1,0 +1,141 @@
+"""Real server processes (uvicorn), the Redis channel layer, and a client nobody wrote for this
+project (the `websockets` library): two customers and two agents at once, with the customers on
+one server process and the agents on another. Needs PostgreSQL (the processes share the
+database), so it runs in CI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket as socketlib
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websockets
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from tests.realtime.conftest import customer_token
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def free_port() -> int:
+    with socketlib.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def servers(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+        "OMNICHANNEL_VAR_DIR": str(tmp_path),
+    }
+    ports = [free_port(), free_port()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "omnichannel.asgi:application", "--port", str(port), "--lifespan", "off"],
+            env=env,
+            cwd=BASE_DIR,
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "server did not start"
+                    time.sleep(0.2)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+async def frames_until(ws, predicate, timeout=10):
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if predicate(frame):
+                return frame
+
+
+async def customer_session(port, widget, sub):
+    uri = f"ws://127.0.0.1:{port}/ws/widget/{widget.widget_key}/"
+    async with websockets.connect(uri, origin="https://shop.example.com") as ws:
+        await ws.send(json.dumps({"type": "auth", "token": customer_token(widget.authentication_setting, sub=sub)}))
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await ws.send(json.dumps({"type": "message.send", "client_id": f"{sub}-1", "body": f"Hello from {sub}"}))
+        ack = await frames_until(ws, lambda f: f["type"] == "message" and f["message"]["client_id"] == f"{sub}-1")
+        reply = await frames_until(ws, lambda f: f["type"] == "message" and f["message"]["sender"] == "agent")
+        return ack["message"], reply["message"]
+
+
+async def agent_session(port, key, name, expected):
+    uri = f"ws://127.0.0.1:{port}/ws/agent/"
+    async with websockets.connect(uri, origin=f"http://127.0.0.1:{port}") as ws:
+        await ws.send(json.dumps({"type": "auth", "token": key}))
+        assert json.loads(await ws.recv())["type"] == "ready"
+        answered = []
+        while len(answered) < expected:
+            note = await frames_until(ws, lambda f: f["type"] == "notification" and f["kind"] == "assigned", 20)
+            conversation_id = note["conversation_id"]
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "message.send",
+                        "conversation_id": conversation_id,
+                        "client_id": f"{name}-{conversation_id}",
+                        "body": f"{name} here",
+                    }
+                )
+            )
+            await frames_until(ws, lambda f: f["type"] == "message" and f["message"]["client_id"].startswith(name))
+            answered.append(conversation_id)
+        await asyncio.sleep(0.5)  # let the customers read the replies
+        return answered
+
+
+def test_customers_on_one_server_and_agents_on_another_still_talk(servers, persistent, alice, bob):
+    customer_port, agent_port = servers
+    keys = [Token.objects.create(user=agent.user).key for agent in (alice, bob)]
+
+    async def scenario():
+        agents = [
+            asyncio.create_task(agent_session(agent_port, key, name, expected=1))
+            for key, name in zip(keys, ("alice", "bob"), strict=True)
+        ]
+        await asyncio.sleep(0.5)  # agents connected before customers write
+        customers = await asyncio.gather(*(customer_session(customer_port, persistent, sub) for sub in ("c1", "c2")))
+        answered = await asyncio.gather(*agents)
+        return customers, answered
+
+    customers, answered = asyncio.run(scenario())
+    assert sorted(pk for pks in answered for pk in pks) == sorted({ack["conversation_id"] for ack, _ in customers})
+    for ack, reply in customers:
+        assert reply["conversation_id"] == ack["conversation_id"]
+        assert reply["body"] in ("alice here", "bob here")

@@ -1,0 +1,294 @@
+"""The admin is complete: every page of every model renders, and validation shows in forms."""
+
+from __future__ import annotations
+
+import io
+from datetime import time
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.urls import reverse
+
+from conversations import services
+from tests.factories import (
+    AgentFactory,
+    AuthenticationSettingFactory,
+    ChatWidgetFactory,
+    CustomerFactory,
+    OperatingHoursFactory,
+    OperatingIntervalFactory,
+    QueueFactory,
+    WorkstreamFactory,
+)
+from workstreams.models import AutomatedMessage, ChatWidget, ClosedDate, Workstream
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def populated(superuser):
+    """One object of every registered model, so every change page has something to show."""
+    Group.objects.create(name="Supervisors")
+    hours = OperatingHoursFactory()
+    OperatingIntervalFactory(hours=hours, weekday=0, opens_at=time(9), closes_at=time(17))
+    ClosedDate.objects.create(hours=hours, date="2026-12-24", label="Christmas Eve")
+    agent = AgentFactory()
+    queue = QueueFactory(operating_hours=hours)
+    queue.agents.add(agent)
+    widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, persistent_mode=True))
+    customer = CustomerFactory(authentication_setting=widget.authentication_setting, display_name="Carol")
+    services.customer_message_send(widget=widget, customer=customer, body="<script>alert(1)</script>")
+    call_command("agent_token", agent.user.username, stdout=io.StringIO())
+
+
+@pytest.mark.usefixtures("populated")
+def test_every_admin_page_renders_for_a_superuser(admin_client):
+    assert admin_client.get(reverse("admin:index")).status_code == 200
+    checked = 0
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        prefix = f"admin:{opts.app_label}_{opts.model_name}"
+        response = admin_client.get(reverse(f"{prefix}_changelist"))
+        assert response.status_code == 200, prefix
+        checked += 1
+        request = response.wsgi_request
+        response = admin_client.get(reverse(f"{prefix}_add"))
+        # Read-only models (the history written by the engine) have no add page.
+        assert response.status_code == (200 if model_admin.has_add_permission(request) else 403), prefix
+        checked += 1
+        obj = model._default_manager.first()
+        assert obj is not None, f"no {opts.model_name} to open"
+        url = reverse(f"{prefix}_change", args=[obj.pk])
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        checked += 1
+    assert checked >= 3 * 8
+
+
+@pytest.mark.usefixtures("populated")
+def test_changelists_search_and_filter(admin_client):
+    for name in ("workstream", "queue", "chatwidget", "automatedmessage", "agent", "operatinghours"):
+        url = reverse(f"admin:{'agents' if name == 'agent' else 'workstreams'}_{name}_changelist")
+        assert admin_client.get(url, {"q": "x"}).status_code == 200
+    url = reverse("admin:workstreams_automatedmessage_changelist")
+    response = admin_client.get(url, {"scope": "default"})
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == AutomatedMessage.objects.filter(workstream=None).count()
+
+
+def test_admin_form_shows_the_persistent_chat_rules(admin_client):
+    queue = QueueFactory()
+    response = admin_client.post(
+        reverse("admin:workstreams_workstream_add"),
+        {
+            "name": "Support",
+            "queue": queue.pk,
+            "persistent": "on",
+            "distribution_mode": "pick",
+            "assignment_method": "highest_capacity",
+            "capacity_units": 25,
+            "allowed_presences": ["available", "busy"],
+            "waiting_timeout": "2 00:00:00",
+            "disconnect_grace": "00:03:00",
+            "wrap_up_capacity": "always",
+            "affinity_timeout": "01:00:00",
+            "automated_messages-TOTAL_FORMS": 0,
+            "automated_messages-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "keep_same_agent" in errors and "distribution_mode" in errors
+    assert not Workstream.objects.filter(name="Support").exists()
+
+
+def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
+    queue = QueueFactory()
+    response = admin_client.post(
+        reverse("admin:workstreams_workstream_add"),
+        {
+            "name": "Sales",
+            "queue": queue.pk,
+            "distribution_mode": "push",
+            "assignment_method": "round_robin",
+            "capacity_units": 30,
+            "allowed_presences": ["available"],
+            "waiting_timeout": "2 00:00:00",
+            "disconnect_grace": "00:03:00",
+            "wrap_up_capacity": "always",
+            "affinity_timeout": "01:00:00",
+            "automated_messages-TOTAL_FORMS": 1,
+            "automated_messages-INITIAL_FORMS": 0,
+            "automated_messages-0-kind": "agent_joined",
+            "automated_messages-0-language": "en",
+            "automated_messages-0-text": "Hi, I am {agent_name} from sales.",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    workstream = Workstream.objects.get(name="Sales")
+    assert workstream.allowed_presences == ["available"]
+    assert str(workstream.open_timeout) == "0:20:00"
+    assert workstream.automated_messages.get().text == "Hi, I am {agent_name} from sales."
+
+
+def test_distribution_mode_is_read_only_after_creation(admin_client):
+    workstream = WorkstreamFactory()
+    response = admin_client.get(reverse("admin:workstreams_workstream_change", args=[workstream.pk]))
+    assert "distribution_mode" not in response.context["adminform"].form.fields
+
+
+def test_widget_admin_refuses_a_persistent_widget_without_authentication(admin_client):
+    workstream = WorkstreamFactory(persistent_mode=True)
+    response = admin_client.post(
+        reverse("admin:workstreams_chatwidget_add"),
+        {"workstream": workstream.pk, "widget_key": "w", "title": "Chat", "colour": "#112233", "language": "en"},
+    )
+    assert response.status_code == 200
+    assert "authentication_setting" in response.context["adminform"].form.errors
+    assert not ChatWidget.objects.exists()
+
+
+def test_widget_admin_shows_the_embed_snippet(admin_client, settings):
+    settings.SITE_URL = "https://chat.example.com"
+    widget = ChatWidgetFactory(widget_key="shop")
+    response = admin_client.get(reverse("admin:workstreams_chatwidget_change", args=[widget.pk]))
+    content = response.content.decode()
+    assert "https://chat.example.com/static/omnichannel-widget.js" in content
+    assert "data-widget-key=&quot;shop&quot;" in content  # escaped inside the textarea
+
+
+def test_authentication_admin_reports_a_key_that_does_not_parse(admin_client):
+    response = admin_client.post(
+        reverse("admin:workstreams_authenticationsetting_add"),
+        {
+            "name": "Shop",
+            "issuer": "https://shop.example.com",
+            "keys-TOTAL_FORMS": 1,
+            "keys-INITIAL_FORMS": 0,
+            "keys-MIN_NUM_FORMS": 1,
+            "keys-0-kid": "k1",
+            "keys-0-public_key": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----",
+        },
+    )
+    assert response.status_code == 200
+    assert "public_key" in response.context["inline_admin_formsets"][0].formset.forms[0].errors
+
+
+def test_agent_admin_edits_queue_membership(admin_client):
+    agent = AgentFactory()
+    queue = QueueFactory()
+    response = admin_client.post(
+        reverse("admin:agents_agent_change", args=[agent.pk]),
+        {"user": agent.user.pk, "presence": "busy", "capacity": 80, "queues": [queue.pk]},
+    )
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert (agent.presence, agent.capacity, list(agent.queues.all())) == ("busy", 80, [queue])
+
+
+def test_user_admin_shows_the_agent_profile_inline(admin_client):
+    agent = AgentFactory()
+    response = admin_client.get(reverse("admin:auth_user_change", args=[agent.user.pk]))
+    assert any(f.formset.model.__name__ == "Agent" for f in response.context["inline_admin_formsets"])
+
+
+def test_authentication_setting_admin_lists_key_count(admin_client):
+    AuthenticationSettingFactory(name="Shop")
+    response = admin_client.get(reverse("admin:workstreams_authenticationsetting_changelist"))
+    assert "Shop" in response.content.decode()
+
+
+def _workstream_post(queue, **extra):
+    data = {
+        "name": "Parts",
+        "queue": queue.pk,
+        "distribution_mode": "push",
+        "assignment_method": "highest_capacity",
+        "capacity_units": 25,
+        "allowed_presences": ["available", "busy"],
+        "waiting_timeout": "2 00:00:00",
+        "disconnect_grace": "00:03:00",
+        "wrap_up_capacity": "always",
+        "affinity_timeout": "01:00:00",
+        "automated_messages-TOTAL_FORMS": 0,
+        "automated_messages-INITIAL_FORMS": 0,
+    }
+    data.update(extra)
+    return data
+
+
+def test_durations_are_entered_as_days_hours_minutes_and_seconds(admin_client):
+    from datetime import timedelta
+
+    data = _workstream_post(QueueFactory())
+    del data["waiting_timeout"]
+    data.update({"waiting_timeout_0": "3", "waiting_timeout_1": "", "waiting_timeout_2": "90", "waiting_timeout_3": ""})
+    response = admin_client.post(reverse("admin:workstreams_workstream_add"), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Workstream.objects.get(name="Parts").waiting_timeout == timedelta(days=3, minutes=90)
+
+
+def test_the_add_page_ticks_available_and_busy_by_default(admin_client):
+    response = admin_client.get(reverse("admin:workstreams_workstream_add"))
+    field = response.context["adminform"].form["allowed_presences"]
+    assert list(field.value()) == ["available", "busy"]
+
+
+def test_duplicate_override_rows_are_a_form_error_not_a_server_error(admin_client):
+    data = _workstream_post(
+        QueueFactory(),
+        **{
+            "automated_messages-TOTAL_FORMS": 2,
+            "automated_messages-0-kind": "agent_joined",
+            "automated_messages-0-language": "en",
+            "automated_messages-0-text": "One",
+            "automated_messages-1-kind": "agent_joined",
+            "automated_messages-1-language": "en",
+            "automated_messages-1-text": "Two",
+        },
+    )
+    response = admin_client.post(reverse("admin:workstreams_workstream_add"), data)
+    assert response.status_code == 200
+    assert not Workstream.objects.filter(name="Parts").exists()
+
+
+def test_duplicate_key_ids_are_a_form_error_not_a_server_error(admin_client):
+    from tests.keys import ec_key, public_pem, rsa_key
+
+    response = admin_client.post(
+        reverse("admin:workstreams_authenticationsetting_add"),
+        {
+            "name": "Shop",
+            "issuer": "https://shop.example.com",
+            "keys-TOTAL_FORMS": 2,
+            "keys-INITIAL_FORMS": 0,
+            "keys-MIN_NUM_FORMS": 1,
+            "keys-0-kid": "k1",
+            "keys-0-public_key": public_pem(rsa_key()),
+            "keys-1-kid": "k1",
+            "keys-1-public_key": public_pem(ec_key()),
+        },
+    )
+    assert response.status_code == 200
+
+
+def test_a_duplicate_global_default_explains_itself(admin_client):
+    response = admin_client.post(
+        reverse("admin:workstreams_automatedmessage_add"),
+        {"kind": "agent_joined", "language": "en", "text": "Hi"},
+    )
+    assert response.status_code == 200
+    assert "already a global default" in response.content.decode()
+
+
+def test_the_admin_index_lists_the_configuration_first(admin_client):
+    apps = [app["app_label"] for app in admin_client.get(reverse("admin:index")).context["app_list"]]
+    assert apps[:3] == ["workstreams", "agents", "conversations"]

@@ -1,0 +1,31 @@
+"""The sliding-window limiter: exact within any window, across processes (Redis)."""
+
+from __future__ import annotations
+
+import uuid
+
+import time_machine
+
+from omnichannel import ratelimit
+
+
+def test_allows_the_limit_then_refuses_within_any_window():
+    key = uuid.uuid4().hex
+    with time_machine.travel(1_000_000.9, tick=False) as clock:
+        assert all(ratelimit.allow(key, 3, 10) for _ in range(3))
+        assert not ratelimit.allow(key, 3, 10)
+        clock.shift(0.2)  # a fixed window would have rolled over at 1_000_010 / 10
+        assert not ratelimit.allow(key, 3, 10)
+        clock.shift(10)
+        assert ratelimit.allow(key, 3, 10)
+
+
+def test_refused_hits_do_not_extend_the_ban():
+    key = uuid.uuid4().hex
+    with time_machine.travel(2_000_000.0, tick=False) as clock:
+        assert ratelimit.allow(key, 1, 5)
+        for _ in range(5):
+            assert not ratelimit.allow(key, 1, 5)
+            clock.shift(0.5)
+        clock.shift(3)
+        assert ratelimit.allow(key, 1, 5)

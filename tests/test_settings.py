@@ -1,0 +1,127 @@
+"""Settings come from the environment only; unset means the embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PRINT_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+db = s.DATABASES["default"]
+print(json.dumps({
+    "engine": db["ENGINE"], "name": str(db["NAME"]), "host": db.get("HOST"), "port": db.get("PORT"),
+    "user": db.get("USER"), "redis": s.REDIS_URL,
+    "channel_hosts": [h["address"] for h in s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]],
+    "cache": s.CACHES["default"]["LOCATION"], "broker": s.CELERY_BROKER_URL, "debug": s.DEBUG,
+    "allowed_hosts": s.ALLOWED_HOSTS, "csrf_origins": s.CSRF_TRUSTED_ORIGINS, "email_backend": s.EMAIL_BACKEND,
+}))
+if s.REDIS_URL.startswith("unix://"):
+    import redis
+    print(json.dumps({"ping": redis.Redis.from_url(s.REDIS_URL).ping()}))
+"""
+
+
+def clean_env(tmp_path, **extra) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "CSRF_TRUSTED_ORIGINS",
+            "EMAIL_URL",
+        }
+    }
+    env.update(DJANGO_SETTINGS_MODULE="omnichannel.settings", OMNICHANNEL_VAR_DIR=str(tmp_path / "var"), **extra)
+    return env
+
+
+def settings_in(env) -> list[dict]:
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_database_url_and_redis_url_are_parsed(tmp_path):
+    env = clean_env(
+        tmp_path,
+        DATABASE_URL="postgres://chat:s3cret@db.internal:6543/omni",
+        REDIS_URL="redis://cache.internal:6380/2",
+        ALLOWED_HOSTS="chat.example.com,www.example.com",
+        CSRF_TRUSTED_ORIGINS="https://chat.example.com",
+        EMAIL_URL="smtp+tls://mailer:pw@smtp.example.com:587",
+    )
+    (parsed,) = settings_in(env)
+    assert parsed["engine"] == "django.db.backends.postgresql"
+    assert (parsed["name"], parsed["host"], parsed["port"], parsed["user"]) == ("omni", "db.internal", 6543, "chat")
+    assert parsed["redis"] == "redis://cache.internal:6380/2"
+    assert parsed["channel_hosts"] == ["redis://cache.internal:6380/2"]
+    assert parsed["cache"] == "redis://cache.internal:6380/2"
+    assert parsed["broker"] == "redis://cache.internal:6380/2"
+    assert parsed["allowed_hosts"] == ["chat.example.com", "www.example.com"]
+    assert parsed["csrf_origins"] == ["https://chat.example.com"]
+    assert parsed["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
+
+
+def test_unset_environment_gives_sqlite_under_var_and_an_embedded_redis(tmp_path):
+    parsed, ping = settings_in(clean_env(tmp_path))
+    assert parsed["engine"] == "django.db.backends.sqlite3"
+    assert Path(parsed["name"]).parent == tmp_path / "var"
+    assert parsed["redis"].startswith("unix://")
+    assert parsed["channel_hosts"] == [parsed["redis"]]
+    assert parsed["broker"] == "redis+socket://" + parsed["redis"].removeprefix("unix://")
+    assert parsed["debug"] is True
+    assert ping == {"ping": True}
+
+
+def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path):
+    env = clean_env(tmp_path, DEBUG="0", REDIS_URL="redis://127.0.0.1:6379/0")
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_check_deploy_reports_nothing_with_production_settings(tmp_path):
+    env = clean_env(
+        tmp_path,
+        DEBUG="0",
+        SECRET_KEY="x7Hq2-very-long-and-random-secret-key-for-the-deploy-check-9aZ3kLmP0qRsTuV",
+        ALLOWED_HOSTS="chat.example.com",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_a_malformed_boolean_is_refused_with_a_clear_error(tmp_path, value):
+    env = clean_env(tmp_path, DEBUG=value)
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr

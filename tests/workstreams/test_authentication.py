@@ -1,0 +1,140 @@
+"""Customer JWTs are verified against the widget's authentication setting."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from tests.factories import AuthenticationKeyFactory, AuthenticationSettingFactory
+from tests.keys import ec_key, public_pem, rsa_key
+from workstreams.authentication import InvalidToken, verify_customer_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setting():
+    setting = AuthenticationSettingFactory(key=None, issuer="https://shop.example.com", audience="omnichannel")
+    AuthenticationKeyFactory(setting=setting, kid="rsa-1", public_key=public_pem(rsa_key()))
+    AuthenticationKeyFactory(setting=setting, kid="ec-1", public_key=public_pem(ec_key()))
+    return setting
+
+
+def claims(**overrides):
+    now = datetime.now(UTC)
+    base = {
+        "sub": "customer-42",
+        "iss": "https://shop.example.com",
+        "aud": "omnichannel",
+        "iat": now,
+        "exp": now + timedelta(minutes=10),
+        "name": "Ada",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(payload, key=None, algorithm="RS256", kid="rsa-1"):
+    headers = {"kid": kid} if kid else {}
+    return jwt.encode(payload, key or rsa_key(), algorithm=algorithm, headers=headers)
+
+
+def test_a_token_signed_by_the_site_key_verifies(setting):
+    assert verify_customer_token(setting, sign(claims()))["sub"] == "customer-42"
+
+
+def test_es256_tokens_verify_with_the_ec_key(setting):
+    token = sign(claims(), key=ec_key(), algorithm="ES256", kid="ec-1")
+    assert verify_customer_token(setting, token)["name"] == "Ada"
+
+
+def test_a_token_without_kid_is_tried_against_every_key_of_its_algorithm(setting):
+    assert verify_customer_token(setting, sign(claims(), kid=None))["sub"] == "customer-42"
+
+
+def test_a_token_signed_by_another_key_is_refused(setting):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(claims(), key=rsa_key("other")))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        claims(exp=datetime.now(UTC) - timedelta(minutes=5)),
+        claims(nbf=datetime.now(UTC) + timedelta(minutes=5)),
+        claims(iss="https://evil.example.com"),
+        claims(aud="someone-else"),
+        claims(sub=None),
+        claims(sub=""),
+        claims(exp=None),
+        claims(iat=None),
+    ],
+    ids=["expired", "not-yet-valid", "wrong-issuer", "wrong-audience", "no-sub", "empty-sub", "no-exp", "no-iat"],
+)
+def test_bad_claims_are_refused(setting, payload):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(payload))
+
+
+def test_unknown_kid_is_refused(setting):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(claims(), kid="rotated-away"))
+
+
+def test_alg_none_is_refused(setting):
+    token = jwt.encode(claims(), None, algorithm="none")
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, token)
+
+
+def test_hs256_signed_with_the_public_key_as_secret_is_refused(setting):
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    import hashlib
+    import hmac
+
+    payload = {k: (int(v.timestamp()) if isinstance(v, datetime) else v) for k, v in claims().items()}
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}).encode())
+        + "."
+        + b64(json.dumps(payload).encode())
+    )
+    secret = public_pem(rsa_key()).encode()
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, signing_input + "." + b64(signature))
+
+
+def test_tampered_payload_is_refused(setting):
+    header, _payload, signature = sign(claims()).split(".")
+    payload = {k: (int(v.timestamp()) if isinstance(v, datetime) else v) for k, v in claims(sub="admin").items()}
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, f"{header}.{forged}.{signature}")
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "x" * 10_000])
+def test_malformed_and_oversized_tokens_are_refused(setting, token):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, token)
+
+
+def test_a_token_for_another_setting_is_refused(setting):
+    other = AuthenticationSettingFactory(key=None, issuer="https://other.example.com")
+    AuthenticationKeyFactory(setting=other, kid="rsa-1", public_key=public_pem(rsa_key("other")))
+    token = jwt.encode(
+        claims(iss="https://other.example.com"), rsa_key("other"), algorithm="RS256", headers={"kid": "rsa-1"}
+    )
+    assert verify_customer_token(other, token)
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, token)
+
+
+def test_audience_is_not_checked_when_the_setting_names_none():
+    setting = AuthenticationSettingFactory(issuer="https://shop.example.com", audience="")
+    assert verify_customer_token(setting, sign(claims(aud="anything"), kid=None))
