@@ -63,14 +63,19 @@ def assign_next(queue_id: int, *, skip_workstreams: set[int]) -> tuple[bool, int
     when nothing is left to try."""
     now = timezone.now()
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("workstream", "queue", "customer", "widget", "agent__user")
+        line = (
+            Conversation.objects.select_related("workstream", "queue", "customer", "widget", "agent__user")
             .filter(queue_id=queue_id, status=Status.OPEN, workstream__distribution_mode=DistributionMode.PUSH)
             .exclude(workstream_id__in=skip_workstreams)
             .order_by("queued_at", "pk")
-            .first()
         )
+        # Skip rows another worker is assigning, so concurrent drains work side by side...
+        conversation = line.select_for_update(of=("self",), skip_locked=True).first()
+        if conversation is None:
+            # ...but when only locked rows are left (a customer writing into one, another
+            # worker assigning it), wait for them rather than leave them to the minute sweep.
+            # PostgreSQL re-checks the row after the wait, so one assigned meanwhile drops out.
+            conversation = line.select_for_update(of=("self",)).first()
         if conversation is None:
             return False, None
         if not conversation.queue.is_open(now):

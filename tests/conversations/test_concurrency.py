@@ -144,3 +144,37 @@ def test_resending_the_same_client_id_concurrently_stores_one_message():
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert Message.objects.filter(client_id="same").count() == 1
     assert sum(r.created for r in results) == 1
+
+
+def test_a_drain_waits_for_a_conversation_another_transaction_holds_instead_of_leaving_it_queued():
+    """A customer writing into an open conversation holds its row lock; a drain that runs at
+    that moment must still assign it, not leave it to the minute sweep."""
+    queue = QueueFactory()
+    widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, capacity_units=30))
+    agent = AgentFactory(presence=Presence.OFFLINE, capacity=100)
+    queue.agents.add(agent)
+    customer = CustomerFactory(authentication_setting=None, widget=widget)
+    services.customer_message_send(widget=widget, customer=customer, body="hi")  # nobody online: stays open
+    conversation = Conversation.objects.get(customer=customer)
+    assert conversation.status == Status.OPEN
+    type(agent).objects.filter(pk=agent.pk).update(presence=Presence.AVAILABLE)  # setup, no drain of its own
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_the_row():
+        from django.db import transaction
+
+        with transaction.atomic():
+            Conversation.objects.select_for_update().get(pk=conversation.pk)
+            locked.set()
+            release.wait(10)
+
+    def drain_while_held():
+        locked.wait(10)
+        threading.Timer(0.5, release.set).start()
+        return drain_queue(queue.pk)
+
+    assert run_concurrently([hold_the_row, drain_while_held]) == [None, 1]
+    conversation.refresh_from_db()
+    assert conversation.status == Status.ACTIVE
+    assert conversation.agent_id == agent.pk
