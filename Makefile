@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install install-dev lint bench clean
+.PHONY: run test install install-dev lint bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ run: install
 ## make test: install what the tests need and run the whole suite.
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: the whole benchmark (docs/benchmark.md) against a local PostgreSQL and Redis;
+## BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_RUNS, BENCH_DURATION, ... adjust it.
+bench: install-dev
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## make bench-smoke: a few seconds of small load; fails unless lost=0 duplicated=0.
+bench-smoke: install-dev
+	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
