@@ -1,5 +1,8 @@
 """The agent's WebSocket, ``/ws/agent/`` (PROTOCOL.md): the session, or a DRF token in the
-first frame; then the agent's conversation, message, typing and notification frames."""
+first frame; then the agent's conversation, message, typing and notification frames.
+
+Staff users also receive every conversation's frames (the supervisor view); a staff user
+without an agent profile connects read-only (``ready`` with ``"agent": null``)."""
 
 from __future__ import annotations
 
@@ -11,23 +14,24 @@ from rest_framework.authtoken.models import Token
 from agents.models import Agent
 from conversations import events, services
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
-from conversations.errors import NotFound
+from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
 
 TYPING_INTERVAL = 2.0
 
 
-def _agent_for_user(user) -> Agent | None:
+def _principal_for_user(user) -> tuple[Agent | None, bool]:
+    """(the user's agent profile, whether the user is staff); (None, False): no access."""
     if user is None or not user.is_authenticated or not user.is_active:
-        return None
-    return Agent.objects.select_related("user").filter(user=user).first()
+        return None, False
+    return Agent.objects.select_related("user").filter(user=user).first(), user.is_staff
 
 
-def _agent_for_token(key: object) -> Agent | None:
+def _principal_for_token(key: object) -> tuple[Agent | None, bool]:
     if not isinstance(key, str) or not key or len(key) > 64:
-        return None
+        return None, False
     token = Token.objects.select_related("user").filter(key=key).first()
-    return _agent_for_user(token.user) if token else None
+    return _principal_for_user(token.user) if token else (None, False)
 
 
 class AgentConsumer(ProtocolConsumer):
@@ -36,24 +40,25 @@ class AgentConsumer(ProtocolConsumer):
         self.agent: Agent | None = None
         self.typing_sent: dict[int, float] = {}
         self.typing_targets: dict[int, str] = {}
-        agent = await database_sync_to_async(_agent_for_user)(self.scope.get("user"))
-        if agent is not None:
-            await self._ready(agent)
+        agent, is_staff = await database_sync_to_async(_principal_for_user)(self.scope.get("user"))
+        if agent is not None or is_staff:
+            await self._ready(agent, is_staff)
 
     async def authenticate(self, frame: dict[str, Any]) -> None:
-        agent = await database_sync_to_async(_agent_for_token)(frame.get("token"))
-        if agent is None:
+        agent, is_staff = await database_sync_to_async(_principal_for_token)(frame.get("token"))
+        if agent is None and not is_staff:
             await self.send_error("invalid_token", "The token is not valid.", close=CLOSE_UNAUTHENTICATED)
             return
-        await self._ready(agent)
+        await self._ready(agent, is_staff)
 
-    async def _ready(self, agent: Agent) -> None:
+    async def _ready(self, agent: Agent | None, is_staff: bool) -> None:
         self.agent = agent
         self.authenticated = True
         if self.auth_deadline is not None:
             self.auth_deadline.cancel()
-        await self.join(events.agent_group(agent.pk))
-        queue_ids, is_staff, payload = await database_sync_to_async(self._ready_state)()
+        queue_ids, payload = await database_sync_to_async(self._ready_state)()
+        if agent is not None:
+            await self.join(events.agent_group(agent.pk))
         for queue_id in queue_ids:
             await self.join(events.queue_group(queue_id))
         if is_staff:
@@ -62,23 +67,32 @@ class AgentConsumer(ProtocolConsumer):
 
     def _ready_state(self):
         agent = self.agent
-        return list(agent.queues.values_list("pk", flat=True)), agent.user.is_staff, events.agent_object(agent)
+        if agent is None:
+            return [], None
+        return list(agent.queues.values_list("pk", flat=True)), events.agent_object(agent)
+
+    def _require_agent(self) -> Agent:
+        if self.agent is None:
+            raise Forbidden("Only agents can write in conversations.")
+        return self.agent
 
     def frame_handlers(self):
         return {"message.send": self.on_message_send, "typing": self.on_typing}
 
     async def on_message_send(self, frame: dict[str, Any]) -> None:
+        agent = self._require_agent()
         conversation_id = required(frame, "conversation_id", int)
         client_id = required(frame, "client_id")
         body = required(frame, "body")
         result = await database_sync_to_async(services.agent_message_send)(
-            conversation_id=conversation_id, agent=self.agent, body=body, client_id=client_id
+            conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
         )
         await self.send_message(events.message_object(result.message), force=not result.created)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         import time
 
+        self._require_agent()
         conversation_id = required(frame, "conversation_id", int)
         now = time.monotonic()
         if now - self.typing_sent.get(conversation_id, 0.0) < TYPING_INTERVAL:
@@ -106,6 +120,6 @@ class AgentConsumer(ProtocolConsumer):
         if frame.get("type") == "conversation":
             conversation = frame["conversation"]
             agent = conversation.get("agent")
-            if not agent or agent["id"] != self.agent.pk:
+            if self.agent is not None and (not agent or agent["id"] != self.agent.pk):
                 self.typing_targets.pop(conversation["id"], None)  # no longer mine
         await self.send_frame(frame)

@@ -177,3 +177,24 @@ def publish_agent(agent, now=None) -> None:
 
 def publish_notification(agent_id: int, kind: str, conversation_id: int) -> None:
     broadcast_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))
+def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:
+    """Addition to PROTOCOL.md: how many customers wait for an agent in a queue."""
+    return {"type": "queue", "queue_id": queue_id, "waiting": waiting}
+
+
+def send_queue_waiting(queue_ids: Iterable[int]) -> None:
+    from conversations.selectors import waiting_counts
+
+    counts = waiting_counts(queue_ids)
+    for queue_id, waiting in counts.items():
+        send_now([queue_group(queue_id), SUPERVISORS_GROUP], queue_frame(queue_id, waiting))
+
+
+def publish_queue_waiting(queue_ids: Iterable[int]) -> None:
+    """After the commit, tell the queues' agents how many customers wait there now (counted
+    then, so frames that cross each other still end on the right number)."""
+    ids = sorted({int(pk) for pk in queue_ids if pk})
+    if ids:
+        transaction.on_commit(lambda: send_queue_waiting(ids))
+
+

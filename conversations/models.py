@@ -140,6 +140,11 @@ class Conversation(models.Model):
     ended_by = models.CharField(_("ended by"), max_length=10, choices=EndedBy.choices, blank=True)
     end_reason = models.CharField(_("end reason"), max_length=64, blank=True)
     wrap_up_notes = models.TextField(_("wrap-up notes"), blank=True)
+    agent_read_seq = models.PositiveIntegerField(
+        _("read by the agent up to"),
+        default=0,
+        help_text=_("The last seq the assigned agent has seen; later customer messages are unread."),
+    )
     # What the customer was last told in live chat, so updates are sent only on change.
     notified_position = models.PositiveIntegerField(null=True, blank=True)
     notified_wait_minutes = models.PositiveIntegerField(null=True, blank=True)

@@ -66,6 +66,22 @@ def current_conversation(customer: Customer, workstream: Workstream) -> Conversa
     )
 
 
+def waiting_counts(queue_ids: Iterable[int]) -> dict[int, int]:
+    """Customers waiting for an agent (open conversations) per queue, in one query."""
+    from django.db.models import Count
+
+    ids = list(queue_ids)
+    counts = dict.fromkeys(ids, 0)
+    rows = (
+        Conversation.objects.filter(queue_id__in=ids, status=Status.OPEN)
+        .values("queue_id")
+        .annotate(n=Count("pk"))
+        .values_list("queue_id", "n")
+    )
+    counts.update(dict(rows))
+    return counts
+
+
 def queue_line(queue_id: int) -> list[Conversation]:
     """Open conversations of push workstreams in a queue, first in first out."""
     return list(

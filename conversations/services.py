@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from agents.models import Agent, Presence
@@ -98,9 +100,18 @@ def _move(conversation: Conversation, to: str) -> None:
         raise InvalidTransition()
     conversation.status = to
 
+    if Status.OPEN in (conversation.status, to):
+        _queue_changed(conversation)
 
 def _append(
     conversation: Conversation,
+def _queue_changed(conversation: Conversation) -> None:
+    """The number of customers waiting in the conversation's queue may have changed; ``_save``
+    publishes the new count (the inbox's live "waiting" figure)."""
+    touched = conversation.__dict__.setdefault("_queues_touched", set())
+    touched.add(conversation.queue_id)
+
+
     now: datetime,
     *,
     sender: str,
@@ -140,6 +151,9 @@ def _save(conversation: Conversation, *, previous_agent_id: int | None = None, p
         events.publish_conversation(conversation, previous_agent_id=previous_agent_id)
 
 
+    touched = conversation.__dict__.pop("_queues_touched", None)
+    if touched:
+        events.publish_queue_waiting(touched)
 def _check_agent(conversation: Conversation, agent: Agent) -> None:
     """An agent acts only on conversations assigned to it; anything else does not exist."""
     if conversation.agent_id != agent.pk:
@@ -197,7 +211,7 @@ def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversatio
     hours = widget.effective_operating_hours
     if not workstream.persistent and hours is not None and not hours.is_open(now):
         raise OutsideOperatingHours(hours.next_opening(now))
-    return Conversation.objects.create(
+    conversation = Conversation.objects.create(
         workstream=workstream,
         widget=widget,
         queue=workstream.queue,
@@ -210,6 +224,8 @@ def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversatio
     )
 
 
+    _queue_changed(conversation)
+    return conversation
 def _ongoing(customer: Customer, workstream_id: int) -> Conversation | None:
     return (
         Conversation.objects.select_for_update(of=("self",))
@@ -313,6 +329,7 @@ def _requeue(conversation: Conversation, *, queued_at: datetime, queue: Queue | 
         conversation.queue = queue
     # The caller saves, publishes, then requests the drain (frames keep their order).
 
+        _queue_changed(conversation)
 
 def customer_conversation_end(*, widget: ChatWidget, customer: Customer) -> Conversation:
     """Live chat only (rule 9): with an agent -> wrap_up, without -> closed."""
@@ -392,6 +409,7 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
         conversation.returned_at = None
         _save(conversation, publish=changed)
         if resumed:
+        conversation.agent_read_seq = conversation.last_seq  # who answers has read what came before
             sync_presence(agent.pk, now)
     return SendResult(message, conversation, created=True)
 
@@ -404,6 +422,7 @@ def _assign(conversation: Conversation, agent: Agent, now: datetime) -> None:
     conversation.first_assigned_at = conversation.first_assigned_at or now
     conversation.queued_at = None
     conversation.returned_at = None
+    conversation.agent_read_seq = 0  # a new agent has read nothing yet
     conversation.waiting_since = None
     conversation.last_activity_at = now
     agent.last_assigned_at = now
@@ -473,6 +492,17 @@ def conversation_end(*, conversation_id: int, agent: Agent) -> Conversation:
     """Rule 9: an agent ends an active or waiting conversation -> wrap_up."""
     now = timezone.now()
     with transaction.atomic():
+def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> int:
+    """The agent has seen the conversation up to ``seq`` (the inbox's unread counts). Only
+    moves forward and never past ``last_seq``; one conditional UPDATE, no lock needed.
+    Returns the read marker now stored (0 when the conversation is not the agent's)."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValidationFailed("seq must be a non-negative integer")
+    mine = Conversation.objects.filter(pk=conversation_id, agent=agent)
+    mine.filter(agent_read_seq__lt=seq).update(agent_read_seq=Least(F("last_seq"), seq))
+    return mine.values_list("agent_read_seq", flat=True).first() or 0
+
+
         conversation = _locked_mine(conversation_id, agent, Status.ACTIVE, Status.WAITING)
         _move(conversation, Status.WRAP_UP)
         conversation.ended_at = now
@@ -564,6 +594,7 @@ def conversation_transfer(
             _requeue(conversation, queued_at=now, queue=to_queue)
             conversation.last_activity_at = now
             _save(conversation, previous_agent_id=previous)
+            conversation.agent_read_seq = 0
             request_drain([to_queue.pk])
         if previous:
             _after_capacity_freed(conversation, previous, now)

@@ -1,13 +1,11 @@
-"""Project-level pages: the start page, the health check, and the pages that later
-issues fill in (agent inbox). The widget's pages are in conversations/views.py."""
+"""Project-level pages: the start page and the health check. The inbox is in agents/views.py,
+the widget's pages in conversations/views.py."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from workstreams.models import ChatWidget
@@ -37,12 +35,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["redis"] = "unavailable"
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
-
-
-@login_required
-def agent_inbox(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "coming_soon.html",
-        {"title": _("Agent inbox"), "what": _("The agent inbox arrives with the inbox issue.")},
-    )

@@ -25,6 +25,7 @@ from workstreams.models import (
     OperatingHours,
     OperatingInterval,
     Queue,
+    QuickReply,
     Workstream,
     default_allowed_presences,
 )
@@ -261,6 +262,21 @@ class AutomatedMessageOverrideInline(admin.TabularInline):
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
+class QuickReplyInline(admin.TabularInline):
+    model = QuickReply
+    extra = 0
+    fields = ["position", "title", "body"]
+    verbose_name = _("quick reply")
+    verbose_name_plural = _("quick replies (buttons in the agent's composer)")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "body":
+            kwargs["widget"] = forms.Textarea(attrs={"rows": 2, "cols": 60})
+        if db_field.name == "position":
+            kwargs["widget"] = forms.NumberInput(attrs={"style": "width: 5em"})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 @admin.register(Workstream)
 class WorkstreamAdmin(admin.ModelAdmin):
     form = WorkstreamForm
@@ -277,7 +293,7 @@ class WorkstreamAdmin(admin.ModelAdmin):
     list_select_related = ["queue"]
     autocomplete_fields = ["queue"]
     readonly_fields = ["widgets_display"]
-    inlines = [AutomatedMessageOverrideInline]
+    inlines = [QuickReplyInline, AutomatedMessageOverrideInline]
     formfield_overrides = {models.DurationField: {"widget": DurationPartsWidget}}
     fieldsets = [
         (_("Basics"), {"fields": ["name", "queue", "persistent", "widgets_display"]}),

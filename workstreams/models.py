@@ -698,3 +698,36 @@ class AutomatedMessage(models.Model):
     def render(self, **values: object) -> str:
         context = {name: values.get(name, "") for name in PLACEHOLDERS}
         return self.text.format_map(context)
+
+
+# --- Quick replies --------------------------------------------------------------------------------
+
+
+class QuickReply(models.Model):
+    """A canned answer agents insert into the composer with one click; per workstream."""
+
+    workstream = models.ForeignKey(
+        Workstream, on_delete=models.CASCADE, related_name="quick_replies", verbose_name=_("workstream")
+    )
+    title = models.CharField(_("title"), max_length=60, help_text=_("The button agents see, e.g. “Greeting”."))
+    body = models.TextField(
+        _("text"),
+        max_length=4000,
+        help_text=_("Inserted into the composer; the agent can edit it before sending."),
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Smaller numbers first."))
+
+    class Meta:
+        verbose_name = _("quick reply")
+        verbose_name_plural = _("quick replies")
+        ordering = ["workstream", "position", "title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workstream", "title"],
+                name="quick_reply_unique_title",
+                violation_error_message=_("This workstream already has a quick reply with this title."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -72,8 +72,10 @@ async def test_a_bad_token_closes_with_4401(socket, alice):
     assert await s.closed() == 4401
 
 
-async def test_a_non_agent_users_token_is_refused(socket, superuser):
-    key = await in_db(lambda: Token.objects.create(user=superuser).key)()
+async def test_a_token_of_a_user_who_is_neither_agent_nor_staff_is_refused(socket, db):
+    from tests.factories import UserFactory
+
+    key = await in_db(lambda: Token.objects.create(user=UserFactory(username="mallory")).key)()
     s = socket("/ws/agent/", origin="http://testserver")
     assert await s.connect()
     await s.send({"type": "auth", "token": key})

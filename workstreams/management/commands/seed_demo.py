@@ -16,6 +16,6 @@ class Command(BaseCommand):
         for username, password in result.passwords.items():
             self.stdout.write(f"  {username:8} {password}")
         self.stdout.write(f"Admin:  {base}{reverse('admin:index')}")
-        self.stdout.write(f"Inbox:  {base}{reverse('agent-inbox')}")
+        self.stdout.write(f"Inbox:  {base}{reverse('agents:inbox')}")
         for widget in result.widgets:
             self.stdout.write(f"Widget: {base}{reverse('widget-demo', args=[widget.widget_key])}")

@@ -1,0 +1,208 @@
+"""Read queries of the agent inbox and the supervisor view. Each list is a fixed number of
+queries whatever its length (previews and unread counts are subqueries, not loops)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from agents.models import Agent
+from conversations.models import Conversation, Message, Sender, Status
+from conversations.selectors import capacity_used_expression, waiting_counts
+from workstreams.models import DistributionMode, Queue, QuickReply
+
+RELATED = ("workstream", "queue", "customer", "agent__user")
+OPEN_STATUSES = (Status.OPEN, Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
+
+
+def with_preview(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Annotate the last message (body, sender) and the customer messages the assigned agent
+    has not read yet. The subqueries use the (conversation, seq) unique index."""
+    last = Message.objects.filter(conversation=OuterRef("pk"), seq=OuterRef("last_seq"))
+    unread = (
+        Message.objects.filter(conversation=OuterRef("pk"), sender=Sender.CUSTOMER, seq__gt=OuterRef("agent_read_seq"))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return conversations.select_related(*RELATED).annotate(
+        preview_body=Subquery(last.values("body")[:1]),
+        preview_sender=Subquery(last.values("sender")[:1]),
+        unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+    )
+
+
+@dataclass
+class Inbox:
+    agent: Agent
+    capacity: dict[str, int]
+    groups: list[tuple[str, str, list[Conversation]]]
+    pickable: list[Conversation]
+    queues: list[Queue]
+    waiting: dict[int, int]
+    picks_enabled: bool
+    total_unread: int = field(default=0)
+
+    @property
+    def waiting_total(self) -> int:
+        return sum(self.waiting.values())
+
+
+def inbox(agent: Agent, labels: dict[str, str]) -> Inbox:
+    """Everything the inbox's header and sidebar show, in a constant number of queries."""
+    from conversations.selectors import agent_capacity
+
+    mine = list(
+        with_preview(
+            Conversation.objects.filter(agent=agent, status__in=(Status.ACTIVE, Status.WAITING, Status.WRAP_UP))
+        ).order_by("-last_activity_at", "-pk")
+    )
+    returned = sorted((c for c in mine if c.status == Status.ACTIVE and c.returned_at), key=lambda c: c.returned_at)
+    groups = [
+        ("active", labels["active"], [c for c in mine if c.status == Status.ACTIVE and not c.returned_at]),
+        ("returned", labels["returned"], returned),
+        ("waiting", labels["waiting"], [c for c in mine if c.status == Status.WAITING]),
+        ("wrap_up", labels["wrap_up"], [c for c in mine if c.status == Status.WRAP_UP]),
+    ]
+    queues = list(Queue.objects.filter(agents=agent).order_by("priority", "name"))
+    picks_enabled = bool(queues) and _has_pick_workstream([q.pk for q in queues])
+    pickable = (
+        list(
+            with_preview(
+                Conversation.objects.filter(
+                    status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK, queue__in=queues
+                )
+            ).order_by("queued_at", "pk")[:100]
+        )
+        if picks_enabled
+        else []
+    )
+    return Inbox(
+        agent=agent,
+        capacity=agent_capacity(agent),
+        groups=groups,
+        pickable=pickable,
+        queues=queues,
+        waiting=waiting_counts([q.pk for q in queues]),
+        picks_enabled=picks_enabled,
+        total_unread=sum(c.unread for c in mine),
+    )
+
+
+def _has_pick_workstream(queue_ids: list[int]) -> bool:
+    from workstreams.models import Workstream
+
+    return Workstream.objects.filter(queue_id__in=queue_ids, distribution_mode=DistributionMode.PICK).exists()
+
+
+def readable(user, agent: Agent | None) -> QuerySet[Conversation]:
+    """Conversations a user may read in the inbox: staff all; an agent its own (any status),
+    the open ones of its pick queues, and earlier conversations of customers it serves now."""
+    conversations = Conversation.objects.select_related(*RELATED)
+    if user.is_staff:
+        return conversations
+    if agent is None:
+        return conversations.none()
+    serving = Conversation.objects.filter(agent=agent, status__in=OPEN_STATUSES).values("customer_id")
+    return conversations.filter(
+        Q(agent=agent)
+        | Q(status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK, queue__agents=agent)
+        | Q(customer_id__in=serving)
+    ).distinct()
+
+
+def earlier_conversations(conversation: Conversation, limit: int = 10) -> list[Conversation]:
+    """The customer's other conversations, newest first (the customer panel)."""
+    return list(
+        with_preview(
+            Conversation.objects.filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
+        ).order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def quick_replies(conversation: Conversation) -> list[QuickReply]:
+    return list(QuickReply.objects.filter(workstream_id=conversation.workstream_id))
+
+
+def transfer_targets(conversation: Conversation, agent: Agent | None) -> tuple[list[Agent], list[Queue]]:
+    """Agents (with their capacity in use) and queues a conversation can be transferred to."""
+    agents = (
+        Agent.objects.select_related("user")
+        .annotate(used=capacity_used_expression())
+        .exclude(pk=conversation.agent_id)
+        .order_by("user__first_name", "user__username")
+    )
+    return list(agents), list(Queue.objects.order_by("priority", "name"))
+
+
+# --- The supervisor view ----------------------------------------------------------------------------
+
+
+@dataclass
+class Board:
+    conversations: list[Conversation]
+    agents: list[Agent]
+    queues: list[Queue]
+    waiting: dict[int, int]
+    now: datetime
+
+
+def board(*, queue_id: int | None = None, agent_id: int | None = None, status: str | None = None) -> Board:
+    """All conversations that are not closed (filtered), every agent with its load, every queue
+    with its waiting customers: four queries."""
+    conversations = with_preview(Conversation.objects.filter(status__in=OPEN_STATUSES))
+    if queue_id:
+        conversations = conversations.filter(queue_id=queue_id)
+    if agent_id:
+        conversations = conversations.filter(agent_id=agent_id)
+    if status:
+        conversations = conversations.filter(status=status)
+    agents = list(
+        Agent.objects.select_related("user")
+        .annotate(
+            used=capacity_used_expression(),
+            handling=Count("conversations", filter=Q(conversations__status__in=(Status.ACTIVE, Status.WAITING))),
+        )
+        .order_by("user__first_name", "user__username")
+    )
+    queues = list(Queue.objects.order_by("priority", "name"))
+    return Board(
+        conversations=list(conversations.order_by("status", "queued_at", "-last_activity_at", "pk")[:500]),
+        agents=agents,
+        queues=queues,
+        waiting=waiting_counts([q.pk for q in queues]),
+        now=timezone.now(),
+    )
+
+
+def transcript_text(conversation: Conversation) -> str:
+    """A conversation as plain text: a header, then one block per message, in order."""
+    from django.utils.translation import gettext as _
+
+    def stamp(value: datetime | None) -> str:
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"
+
+    customer = conversation.customer
+    lines = [
+        _("Conversation #%(id)s") % {"id": conversation.pk},
+        _("Customer: %(name)s") % {"name": customer.name} + (f" <{customer.email}>" if customer.email else ""),
+        _("Workstream: %(name)s · queue: %(queue)s")
+        % {"name": conversation.workstream.name, "queue": conversation.queue.name},
+        _("Status: %(status)s") % {"status": conversation.get_status_display()},
+        _("Started: %(when)s") % {"when": stamp(conversation.created_at)},
+    ]
+    if conversation.closed_at:
+        lines.append(_("Closed: %(when)s") % {"when": stamp(conversation.closed_at)})
+    if conversation.wrap_up_notes:
+        lines.append(_("Wrap-up notes: %(notes)s") % {"notes": conversation.wrap_up_notes})
+    lines.append("")
+    for message in Message.objects.filter(conversation=conversation).order_by("seq").iterator(chunk_size=2000):
+        author = message.author or (_("System") if message.sender == Sender.SYSTEM else message.get_sender_display())
+        lines.append(f"[{stamp(message.created_at)}] {author}:")
+        lines.extend(f"    {line}" for line in message.body.splitlines() or [""])
+    return "\n".join(lines) + "\n"

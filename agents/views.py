@@ -1,0 +1,324 @@
+"""The agent inbox (``/agent/``) and the supervisor view (``/agent/supervisor/``).
+
+Server-rendered pages with htmx partials; every change goes through one engine service
+(conversations.services), and the page follows it live over ``/ws/agent/`` (static/inbox/).
+Views authenticate, parse, call one service and render, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from agents import selectors
+from agents.models import Agent, Presence
+from conversations import services
+from conversations.errors import DomainError, NotFound, ValidationFailed
+from conversations.models import Conversation, Status
+from conversations.selectors import MAX_PAGE, message_page
+from workstreams.models import Queue
+
+GROUP_LABELS = {
+    "active": gettext_lazy("Active"),
+    "returned": gettext_lazy("Customer returned"),
+    "waiting": gettext_lazy("Waiting"),
+    "wrap_up": gettext_lazy("Wrap-up"),
+}
+ACTIONS = ("pick", "wait", "resume", "end", "close", "transfer")
+SUPERVISOR_ACTIONS = ("assign", "transfer", "force_close")
+HISTORY_PAGE = 50
+
+
+def _agent(request: HttpRequest) -> Agent | None:
+    return Agent.objects.select_related("user").filter(user=request.user).first()
+
+
+def agent_required(view: Callable) -> Callable:
+    """Logged in (else the login page) and an agent (else 403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        agent = _agent(request)
+        if agent is None:
+            raise PermissionDenied(_("Only agents can use the inbox."))
+        request.agent = agent
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def staff_required(view: Callable) -> Callable:
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied(_("Only supervisors (staff) can use the supervisor view."))
+        request.agent = _agent(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _error(request: HttpRequest, error: DomainError, fallback: str) -> HttpResponse:
+    """A refused action: a toast for htmx (the status says why), a message and a redirect
+    without JavaScript."""
+    if request.htmx:
+        html = render_to_string("agent/_error.html", {"error": error}, request=request)
+        return HttpResponse(html, status=error.status)
+    messages.error(request, error.detail)
+    return redirect(fallback)
+
+
+# --- The inbox --------------------------------------------------------------------------------------
+
+
+def _inbox_context(request: HttpRequest) -> dict:
+    return {
+        "inbox": selectors.inbox(request.agent, GROUP_LABELS),
+        "presences": Presence.choices,
+    }
+
+
+def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict:
+    messages_, has_more = message_page(conversation.pk, limit=HISTORY_PAGE)
+    agent = request.agent
+    mine = agent is not None and conversation.agent_id == agent.pk
+    agents, queues = selectors.transfer_targets(conversation, agent)
+    return {
+        "conversation": conversation,
+        "history": messages_,
+        "has_more": has_more,
+        "mine": mine,
+        "can_write": mine and conversation.status in (Status.ACTIVE, Status.WAITING),
+        "can_pick": conversation.status == Status.OPEN
+        and conversation.workstream.distribution_mode == "pick"
+        and agent is not None
+        and conversation.queue.agents.filter(pk=agent.pk).exists(),
+        "earlier": selectors.earlier_conversations(conversation),
+        "quick_replies": selectors.quick_replies(conversation),
+        "transfer_agents": agents,
+        "transfer_queues": queues,
+        "context_items": sorted((conversation.customer.context or {}).items()),
+    }
+
+
+def _readable(request: HttpRequest, pk: int) -> Conversation:
+    conversation = selectors.readable(request.user, getattr(request, "agent", None)).filter(pk=pk).first()
+    if conversation is None:
+        raise Http404(_("No such conversation in your inbox."))
+    return conversation
+
+
+@require_GET
+@agent_required
+def inbox(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """The whole page; with htmx, only the conversation pane (or its head)."""
+    conversation = _readable(request, pk) if pk is not None else None
+    if request.htmx and conversation is not None:
+        template = "agent/_conversation_head.html" if request.GET.get("part") == "head" else "agent/_conversation.html"
+        return render(request, template, _conversation_context(request, conversation))
+    context = _inbox_context(request)
+    if conversation is not None:
+        if conversation.agent_id == request.agent.pk and conversation.last_seq > conversation.agent_read_seq:
+            services.conversation_mark_read(
+                conversation_id=conversation.pk, agent=request.agent, seq=conversation.last_seq
+            )
+        context.update(_conversation_context(request, conversation))
+    return render(request, "agent/inbox.html", context)
+
+
+@require_GET
+@agent_required
+def sidebar(request: HttpRequest) -> HttpResponse:
+    """The conversation list, with the header's figures swapped out of band."""
+    current = request.GET.get("current", "")
+    context = {**_inbox_context(request), "oob": True, "current": int(current) if current.isdigit() else None}
+    return render(request, "agent/_sidebar.html", context)
+
+
+@require_POST
+@agent_required
+def presence(request: HttpRequest) -> HttpResponse:
+    try:
+        services.agent_set_presence(agent=request.agent, presence=request.POST.get("presence", ""))
+    except DomainError as error:
+        return _error(request, error, reverse("agents:inbox"))
+    if request.htmx:
+        return render(request, "agent/_status.html", _inbox_context(request))
+    return redirect("agents:inbox")
+
+
+@require_POST
+@agent_required
+def conversation_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Pick, ✖ wait, resume, end, close (with notes) or transfer: one service call each."""
+    page = reverse("agents:conversation", args=[pk])
+    agent = request.agent
+    try:
+        if action == "pick":
+            services.conversation_pick(conversation_id=pk, agent=agent)
+        elif action == "wait":
+            services.conversation_wait(conversation_id=pk, agent=agent)
+        elif action == "resume":
+            services.conversation_resume(conversation_id=pk, agent=agent)
+        elif action == "end":
+            services.conversation_end(conversation_id=pk, agent=agent)
+        elif action == "close":
+            services.conversation_close(conversation_id=pk, agent=agent, notes=request.POST.get("notes", ""))
+        elif action == "transfer":
+            to_agent, to_queue = _transfer_target(request)
+            services.conversation_transfer(conversation_id=pk, agent=agent, to_agent=to_agent, to_queue=to_queue)
+        else:
+            raise Http404
+    except DomainError as error:
+        return _error(request, error, page)
+    if action == "close" or action == "transfer" or (action == "wait" and not _still_mine(pk, agent)):
+        # The conversation left this inbox: show the next one (or the empty pane).
+        target = reverse("agents:inbox")
+    else:
+        target = page
+    if request.htmx:
+        if target == page:
+            return render(request, "agent/_conversation.html", _conversation_context(request, _readable(request, pk)))
+        response = render(request, "agent/_empty.html", {"flash": _done_message(action)})
+        response["HX-Push-Url"] = target
+        return response
+    messages.success(request, _done_message(action))
+    return redirect(target)
+
+
+def _still_mine(pk: int, agent: Agent) -> bool:
+    return Conversation.objects.filter(pk=pk, agent=agent).exists()
+
+
+def _done_message(action: str) -> str:
+    return {
+        "close": _("Conversation closed."),
+        "transfer": _("Conversation transferred."),
+        "wait": _("The conversation went back to the queue."),
+    }.get(action, _("Done."))
+
+
+def _transfer_target(request: HttpRequest) -> tuple[Agent | None, Queue | None]:
+    """``target`` is ``agent:<id>`` or ``queue:<id>`` (one select in the form)."""
+    kind, _sep, raw = request.POST.get("target", "").partition(":")
+    if not raw.isdigit() or kind not in ("agent", "queue"):
+        raise ValidationFailed(_("Choose an agent or a queue to transfer to."))
+    if kind == "agent":
+        target = Agent.objects.select_related("user").filter(pk=int(raw)).first()
+        if target is None:
+            raise NotFound(_("No such agent."))
+        return target, None
+    queue = Queue.objects.filter(pk=int(raw)).first()
+    if queue is None:
+        raise NotFound(_("No such queue."))
+    return None, queue
+
+
+@require_POST
+@agent_required
+def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
+    raw = request.POST.get("seq", "")
+    if not raw.isdigit():
+        return HttpResponse(_("seq must be a non-negative integer"), status=400)
+    services.conversation_mark_read(conversation_id=pk, agent=request.agent, seq=int(raw))
+    return HttpResponse(status=204)
+
+
+@require_GET
+@login_required
+def transcript(request: HttpRequest, pk: int) -> HttpResponse:
+    """The conversation as plain text, for download."""
+    request.agent = _agent(request)
+    if request.agent is None and not request.user.is_staff:
+        raise PermissionDenied(_("Only agents can use the inbox."))
+    conversation = _readable(request, pk)
+    response = HttpResponse(selectors.transcript_text(conversation), content_type="text/plain; charset=utf-8")
+    stamp = timezone.localtime(conversation.created_at).strftime("%Y-%m-%d")
+    response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}-{stamp}.txt"'
+    return response
+
+
+@require_GET
+@login_required
+def earlier_transcript(request: HttpRequest, pk: int) -> HttpResponse:
+    """An earlier conversation of the customer, shown inline in the customer panel."""
+    request.agent = _agent(request)
+    conversation = _readable(request, pk)
+    messages_, has_more = message_page(conversation.pk, limit=MAX_PAGE)
+    return render(
+        request,
+        "agent/_transcript.html",
+        {"conversation": conversation, "history": messages_, "has_more": has_more},
+    )
+
+
+# --- The supervisor view ----------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _board_context(request: HttpRequest) -> dict:
+    status = request.GET.get("status") or None
+    if status not in Status.values:
+        status = None
+    filters = {"queue_id": _int(request.GET.get("queue")), "agent_id": _int(request.GET.get("agent")), "status": status}
+    return {
+        "board": selectors.board(**filters),
+        "filters": filters,
+        "statuses": [(value, label) for value, label in Status.choices if value != Status.CLOSED],
+        "query": request.GET.urlencode(),
+    }
+
+
+@require_GET
+@staff_required
+def supervisor(request: HttpRequest) -> HttpResponse:
+    template = "agent/_board.html" if request.htmx else "agent/supervisor.html"
+    return render(request, template, _board_context(request))
+
+
+@require_POST
+@staff_required
+def supervisor_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Assign an open conversation, transfer, or force-close: through the engine."""
+    back = reverse("agents:supervisor") + (f"?{request.POST['query']}" if request.POST.get("query") else "")
+    try:
+        if action == "assign":
+            target, _queue = _transfer_target(request)
+            if target is None:
+                raise ValidationFailed(_("Choose an agent."))
+            services.conversation_assign(conversation_id=pk, agent=target)
+            done = _("Conversation assigned.")
+        elif action == "transfer":
+            to_agent, to_queue = _transfer_target(request)
+            services.conversation_transfer(
+                conversation_id=pk, agent=None, to_agent=to_agent, to_queue=to_queue, supervisor=True
+            )
+            done = _("Conversation transferred.")
+        elif action == "force_close":
+            services.conversation_force_close(conversation_id=pk, by_name=request.user.get_full_name() or "")
+            done = _("Conversation closed.")
+        else:
+            raise Http404
+    except DomainError as error:
+        return _error(request, error, back)
+    if request.htmx:
+        request.GET = QueryDict(request.POST.get("query", ""))
+        return render(request, "agent/_board.html", {**_board_context(request), "flash": done})
+    messages.success(request, done)
+    return redirect(back)
