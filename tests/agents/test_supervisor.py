@@ -55,7 +55,7 @@ def test_supervisors_see_every_ongoing_conversation_with_wait_and_handle_time(
     assert rows(html) == {active.pk, waiting.pk, queued.pk}
     assert "Alice" in html
     assert "Wait time" in html and "Handle time" in html
-    assert re.search(r'data-agent-id="%d".*?50/100' % alice.pk, html, re.S)
+    assert re.search(rf'data-agent-id="{alice.pk}".*?50/100', html, re.S)
 
 
 def test_the_supervisor_filters_by_queue_agent_and_status(supervisor_client, alice, bob, live, commit):
@@ -68,7 +68,8 @@ def test_the_supervisor_filters_by_queue_agent_and_status(supervisor_client, ali
     url = reverse("agents:supervisor")
     assert rows(supervisor_client.get(url, {"status": "open"}, **HX).content.decode()) == {queued.pk}
     assert rows(supervisor_client.get(url, {"agent": alice.pk}, **HX).content.decode()) == {mine.pk}
-    assert rows(supervisor_client.get(url, {"queue": live.workstream.queue_id}).content.decode()) == {mine.pk, queued.pk}
+    by_queue = supervisor_client.get(url, {"queue": live.workstream.queue_id}).content.decode()
+    assert rows(by_queue) == {mine.pk, queued.pk}
     assert rows(supervisor_client.get(url, {"status": "nonsense", "queue": "x"}).content.decode()) == {
         mine.pk,
         queued.pk,
@@ -90,9 +91,7 @@ def test_the_supervisor_force_closes_a_conversation(supervisor_client, alice, li
     assert conversation.pk not in rows(response.content.decode())
 
 
-def test_the_supervisor_assigns_an_open_conversation_even_above_capacity(
-    supervisor_client, alice, live, commit
-):
+def test_the_supervisor_assigns_an_open_conversation_even_above_capacity(supervisor_client, alice, live, commit):
     services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
     with commit():
         conversation = start(live)
