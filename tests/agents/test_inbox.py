@@ -53,9 +53,7 @@ def test_a_user_who_is_not_an_agent_may_not_use_the_inbox(client, db):
     assert client.get(reverse("agents:inbox")).status_code == 403
 
 
-def test_the_inbox_groups_my_conversations_active_returned_waiting_and_wrap_up(
-    alice_client, alice, persistent, commit
-):
+def test_the_inbox_groups_my_conversations_active_returned_waiting_and_wrap_up(alice_client, alice, persistent, commit):
     alice.capacity = 1000
     alice.save()
     with commit():
@@ -98,9 +96,7 @@ def test_a_row_shows_the_last_message_and_counts_unread_customer_messages_until_
     assert 'class="badge"' not in row
 
 
-def test_the_header_shows_presence_capacity_and_customers_waiting_in_my_queues(
-    alice_client, alice, live, commit
-):
+def test_the_header_shows_presence_capacity_and_customers_waiting_in_my_queues(alice_client, alice, live, commit):
     with commit():
         start(live)  # alice takes it: 50 of 100 units
     services.agent_set_presence(agent=alice, presence=Presence.AWAY)
