@@ -20,9 +20,12 @@ OPEN_STATUSES = (Status.OPEN, Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
 
 
 def with_preview(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Annotate the last message (body, sender) and the customer messages the assigned agent
-    has not read yet. The subqueries use the (conversation, seq) unique index."""
-    last = Message.objects.filter(conversation=OuterRef("pk"), seq=OuterRef("last_seq"))
+    """Annotate the last message a person wrote (body, sender; automated messages are not a
+    preview) and the customer messages the assigned agent has not read yet. The subqueries
+    walk the (conversation, seq) unique index backwards."""
+    last = Message.objects.filter(conversation=OuterRef("pk"), sender__in=(Sender.CUSTOMER, Sender.AGENT)).order_by(
+        "-seq"
+    )
     unread = (
         Message.objects.filter(conversation=OuterRef("pk"), sender=Sender.CUSTOMER, seq__gt=OuterRef("agent_read_seq"))
         .order_by()
