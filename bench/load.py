@@ -106,6 +106,7 @@ class MessageLoad:
         self.errors: list[dict] = []
         self.run_tag = uuid.uuid4().hex[:8]
         self.tasks: list[asyncio.Future] = []
+        self.counter = itertools.count()  # client ids stay unique across steps
 
     async def connect_all(self) -> None:
         ports = self.target.ports
@@ -172,7 +173,7 @@ class MessageLoad:
         for values in self.latency.values():
             values.clear()
         n_conv = len(self.conversations)
-        counter = itertools.count()
+        counter = self.counter
         start = time.perf_counter()
         measure_from = start + warmup
         end = measure_from + duration
@@ -188,8 +189,8 @@ class MessageLoad:
             due = int((now - start) * rate)
             while sent < due:
                 k = next(counter)
-                conv = self.conversations[k % n_conv]
-                direction = "c2a" if (k // n_conv) % 2 == 0 else "a2c"
+                conv = self.conversations[(k // 2) % n_conv]
+                direction = "c2a" if k % 2 == 0 else "a2c"
                 client_id = f"{self.run_tag}-{k}"
                 body = f"bench message {k}"
                 if direction == "c2a":

@@ -110,6 +110,11 @@ def wait_http(url: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -210,7 +215,20 @@ class Bench:
 
     # -- servers --
 
+    def check_ports(self, ports: list[int]) -> None:
+        busy = [port for port in ports if port_in_use(port)]
+        if busy:
+            raise SystemExit(f"ports {busy} are in use (set BENCH_PORT_BASE to move the bench's ports)")
+
+    def check_alive(self, processes: list[subprocess.Popen]) -> None:
+        for process in processes:
+            if process.poll() is not None:
+                raise SystemExit(
+                    f"{process.bench_name} exited ({process.returncode}); see {WORK}/{process.bench_name}.log"
+                )
+
     def start_omni(self, celery: bool = True) -> None:
+        self.check_ports(self.omni_ports)
         for n, port in enumerate(self.omni_ports):
             self.omni.append(
                 spawn(
@@ -264,8 +282,10 @@ class Bench:
             )
         for port in self.omni_ports:
             wait_http(f"http://127.0.0.1:{port}/healthz")
+        self.check_alive(self.omni + self.celery)
 
     def start_floor(self) -> None:
+        self.check_ports(self.floor_ports + self.floor_http)
         for n, (port, http_port) in enumerate(zip(self.floor_ports, self.floor_http, strict=True)):
             self.floor.append(
                 spawn(
@@ -288,6 +308,7 @@ class Bench:
             )
         for port in self.floor_ports + self.floor_http:
             wait_port(port)
+        self.check_alive(self.floor)
 
     def restart_web(self) -> None:
         """Fresh web processes (the connections figure measures memory from a clean start)."""
@@ -850,6 +871,7 @@ def smoke(opts) -> int:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a few seconds of small load (CI)")

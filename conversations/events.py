@@ -8,11 +8,13 @@ workstream: all tabs see the current conversation and the next one), ``agent.<id
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -132,15 +134,63 @@ def typing_frame(conversation_id: int, sender: str) -> dict[str, Any]:
 
 def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     """Send a frame to channel-layer groups. The layer is not a delivery guarantee:
-    clients fill gaps from the database by ``seq`` (PROTOCOL.md)."""
+    clients fill gaps from the database by ``seq`` (PROTOCOL.md).
+
+    Inside the ASGI server (a sync function called from the event loop, as consumers and
+    views do), the sends are handed to the loop and this returns at once: the database
+    thread goes on with the next frame instead of waiting for Redis. Frames to one group keep
+    the order of the commits. Elsewhere (Celery, management commands) it sends and waits."""
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in dict.fromkeys(groups):
+    message = {"type": "broadcast", "frame": frame}
+    groups = list(dict.fromkeys(groups))
+    loop = _server_loop()
+    if loop is not None:
+        loop.call_soon_threadsafe(_schedule_sends, layer, groups, message)
+        return
+    for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, {"type": "broadcast", "frame": frame})
+            async_to_sync(layer.group_send)(group, message)
         except Exception:
             logger.warning("broadcast to %s failed", group, exc_info=True)
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop that called into this thread through ``sync_to_async``, if any."""
+    try:
+        asyncio.get_running_loop()
+        return None  # called on the loop itself: no thread to free
+    except RuntimeError:
+        pass
+    threadlocal = SyncToAsync.threadlocal
+    if getattr(threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+# The last scheduled send per (event loop, group), so the next one to the group waits for it.
+_tails: dict[tuple[int, str], asyncio.Future] = {}
+
+
+def _schedule_sends(layer, groups: list[str], message: dict[str, Any]) -> None:
+    """On the loop: one task per group, chained behind the previous send to that group."""
+    loop_id = id(asyncio.get_running_loop())
+    for group in groups:
+        key = (loop_id, group)
+        task = asyncio.ensure_future(_send_after(_tails.get(key), layer, group, message))
+        _tails[key] = task
+        task.add_done_callback(lambda done, key=key: _tails.pop(key, None) if _tails.get(key) is done else None)
+
+
+async def _send_after(previous: asyncio.Future | None, layer, group: str, message: dict[str, Any]) -> None:
+    if previous is not None and not previous.done():
+        await asyncio.wait([previous])
+    try:
+        await layer.group_send(group, message)
+    except Exception:
+        logger.warning("broadcast to %s failed", group, exc_info=True)
 
 
 def broadcast_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:

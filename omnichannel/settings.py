@@ -107,9 +107,19 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Web server, worker and beat share one file: wait for locks instead of failing.
     _db.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+elif env.int("DATABASE_POOL_SIZE", default=16) > 0:
+    # A connection pool per process (psycopg_pool): under ASGI every HTTP request runs in a
+    # thread of its own, and persistent per-thread connections would pile up until PostgreSQL
+    # refuses more (100 agents at once did it; Django's docs advise pools under ASGI). A
+    # socket frame or a request borrows a connection and gives it back.
+    _db["CONN_MAX_AGE"] = 0
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env.int("DATABASE_POOL_SIZE", default=16),
+        "timeout": 20,
+    }
 else:
-    # Persistent connections (checked before reuse): a new PostgreSQL connection per socket
-    # frame costs more than the work itself.
+    # DATABASE_POOL_SIZE=0: persistent connections (checked before reuse), as for a pooler in front.
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
