@@ -117,6 +117,8 @@ def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
         {
             "name": "Sales",
             "queue": queue.pk,
+            "quick_replies-TOTAL_FORMS": 0,
+            "quick_replies-INITIAL_FORMS": 0,
             "distribution_mode": "push",
             "assignment_method": "round_robin",
             "capacity_units": 30,
@@ -142,6 +144,8 @@ def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
 def test_distribution_mode_is_read_only_after_creation(admin_client):
     workstream = WorkstreamFactory()
     response = admin_client.get(reverse("admin:workstreams_workstream_change", args=[workstream.pk]))
+            "quick_replies-TOTAL_FORMS": 0,
+            "quick_replies-INITIAL_FORMS": 0,
     assert "distribution_mode" not in response.context["adminform"].form.fields
 
 
@@ -235,6 +239,8 @@ def test_durations_are_entered_as_days_hours_minutes_and_seconds(admin_client):
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Workstream.objects.get(name="Parts").waiting_timeout == timedelta(days=3, minutes=90)
 
+        "quick_replies-TOTAL_FORMS": 0,
+        "quick_replies-INITIAL_FORMS": 0,
 
 def test_the_add_page_ticks_available_and_busy_by_default(admin_client):
     response = admin_client.get(reverse("admin:workstreams_workstream_add"))
@@ -292,3 +298,29 @@ def test_a_duplicate_global_default_explains_itself(admin_client):
 def test_the_admin_index_lists_the_configuration_first(admin_client):
     apps = [app["app_label"] for app in admin_client.get(reverse("admin:index")).context["app_list"]]
     assert apps[:3] == ["workstreams", "agents", "conversations"]
+
+
+def test_admin_adds_quick_replies_to_a_workstream(admin_client):
+    from workstreams.models import QuickReply
+
+    data = _workstream_post(
+        QueueFactory(),
+        **{
+            "quick_replies-TOTAL_FORMS": 2,
+            "quick_replies-0-position": 1,
+            "quick_replies-0-title": "Greeting",
+            "quick_replies-0-body": "Hi! How can I help?",
+            "quick_replies-1-position": 2,
+            "quick_replies-1-title": "Greeting",
+            "quick_replies-1-body": "Twice",
+        },
+    )
+    response = admin_client.post(reverse("admin:workstreams_workstream_add"), data)
+    assert response.status_code == 200  # the same title twice in one workstream is refused
+    data["quick_replies-1-title"] = "Goodbye"
+    response = admin_client.post(reverse("admin:workstreams_workstream_add"), data)
+    assert response.status_code == 302
+    assert list(QuickReply.objects.values_list("title", "body")) == [
+        ("Greeting", "Hi! How can I help?"),
+        ("Goodbye", "Twice"),
+    ]
