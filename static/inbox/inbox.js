@@ -426,12 +426,19 @@ function applyHead() {
   if (head && composer) composer.hidden = head.dataset.canWrite !== "1";
 }
 
+function inSidebar(conversationId) {
+  return document.querySelector(`#sidebar a.row[data-conversation-id="${conversationId}"]`) !== null;
+}
+
 function onConversation(conversation) {
   if (!isInbox) {
     refreshBoard();
     return;
   }
-  refreshSidebar();
+  // Staff agents hear every conversation (supervisors' group): only mine, ones leaving my
+  // list, and open ones (a pick queue) change this sidebar.
+  const mine = conversation.agent && String(conversation.agent.id) === root.dataset.agentId;
+  if (mine || conversation.status === "open" || inSidebar(conversation.id)) refreshSidebar();
   const v = view();
   if (!v || Number(v.dataset.conversationId) !== conversation.id) return;
   const head = document.getElementById("conversation-head");
@@ -465,6 +472,8 @@ function onMessage(message) {
     }
     if (message.sender === "customer") hideTyping();
     markRead();
+  } else if (!inSidebar(message.conversation_id)) {
+    return; // another agent's conversation (staff hear them all)
   } else if (message.sender === "customer" && document.visibilityState !== "visible") {
     browserNotify(format(strings.newMessage, { name: message.author }), message.body, `message-${message.conversation_id}`);
   }

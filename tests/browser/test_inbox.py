@@ -204,6 +204,141 @@ def test_an_agent_who_goes_away_gets_no_new_conversation_and_sees_the_queue_grow
     expect(agent.locator("#waiting-count")).to_have_text("0")
 
 
+def test_typing_shows_both_ways_between_the_inbox_and_the_widget(live_url, new_page, persistent, alice):
+    customer = new_page()
+    panel = open_demo(customer, live_url, "persistent", customer_token(persistent, sub="carol", name="Carol"))
+    write(panel, "Hello")
+    sent(panel, "Hello")
+    conversation = current_conversation(persistent)
+    agent = signed_in(new_page, live_url, alice.user, f"/agent/conversations/{conversation.pk}/")
+
+    panel.get_by_label("Your message").press_sequentially("Are you th", delay=30)
+    expect(agent.get_by_text("Carol is typing…")).to_be_visible()
+    agent.get_by_label("Your reply").press_sequentially("Yes, I am", delay=30)
+    expect(panel.get_by_text("Alice is typing…")).to_be_visible()
+    panel.get_by_label("Your message").press_sequentially("ere?", delay=10)
+    panel.get_by_label("Your message").press("Enter")
+    expect(agent.locator("#messages li.msg-customer", has_text="Are you there?")).to_be_visible()
+    expect(agent.get_by_text("Carol is typing…")).to_be_hidden()
+
+
+def test_a_failed_agent_message_shows_retry_and_is_resent_with_the_same_client_id(
+    live_url, new_page, persistent, alice, monkeypatch
+):
+    from conversations import services
+    from conversations.errors import Unavailable
+
+    customer = new_page()
+    panel = open_demo(customer, live_url, "persistent", customer_token(persistent))
+    write(panel, "Hello")
+    sent(panel, "Hello")
+    conversation = current_conversation(persistent)
+    real_send = services.agent_message_send
+    seen: list[str] = []
+
+    def flaky(**kwargs):
+        seen.append(kwargs["client_id"])
+        if len(seen) == 1:
+            raise Unavailable()
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(services, "agent_message_send", flaky)
+    agent = signed_in(new_page, live_url, alice.user, f"/agent/conversations/{conversation.pk}/")
+    agent.get_by_label("Your reply").fill("Try me")
+    agent.get_by_label("Your reply").press("Enter")
+    failed = agent.locator("#messages li.msg-agent.failed", has_text="Try me")
+    expect(failed).to_contain_text("retry later")
+    failed.get_by_role("button", name="Retry").click()
+    expect(agent.locator("#messages li.msg-agent .msg-status")).to_have_text("Sent")
+    expect(agent.locator("#messages li.msg-agent")).to_have_count(1)
+    expect(panel.locator("li.msg-agent", has_text="Try me")).to_have_count(1)
+    assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_older_messages_load_when_the_agent_scrolls_to_the_top(live_url, new_page, persistent, alice):
+    from tests.browser.test_widget import off_thread
+    from tests.factories import CustomerFactory
+
+    carol = CustomerFactory(authentication_setting=persistent.authentication_setting, external_id="carol")
+
+    def write_many():
+        from conversations import services
+
+        for number in range(1, 81):
+            services.customer_message_send(widget=persistent, customer=carol, body=f"Message {number}")
+
+    off_thread(write_many)
+    conversation = current_conversation(persistent)
+    total = conversation.messages.count()
+    agent = signed_in(new_page, live_url, alice.user, f"/agent/conversations/{conversation.pk}/")
+    messages = agent.locator("#messages li[data-seq]")
+    expect(messages).to_have_count(50)
+    agent.locator("#messages").evaluate("(ol) => { ol.scrollTop = 0; }")
+    expect(messages).to_have_count(total)
+    expect(agent.get_by_role("button", name="Load older messages")).to_have_count(0)
+    seqs = messages.evaluate_all("(items) => items.map((i) => Number(i.dataset.seq))")
+    assert seqs == list(range(1, total + 1))
+
+
+def test_a_returning_customer_raises_a_browser_notification_when_the_agent_allowed_it(
+    live_url, new_page, persistent, alice
+):
+    customer = new_page()
+    panel = open_demo(customer, live_url, "persistent", customer_token(persistent, sub="carol", name="Carol"))
+    write(panel, "Hello")
+    sent(panel, "Hello")
+    conversation = current_conversation(persistent)
+    agent = signed_in(lambda **size: agent_context_page(new_page, live_url), live_url, alice.user)
+    agent.get_by_role("link", name="Carol").click()
+    agent.get_by_role("button", name="✖ Wait").click()
+    expect(row(agent, conversation.pk, "waiting")).to_be_visible()
+    write(panel, "I am back")
+    agent.wait_for_function("() => window.shown.length > 0")
+    assert agent.evaluate("() => window.shown[0]") == [
+        "A customer is back",
+        f"Carol is back in conversation #{conversation.pk}.",
+    ]
+
+
+def agent_context_page(new_page, live_url):
+    page = new_page()
+    page.context.grant_permissions(["notifications"], origin=live_url)
+    page.context.add_init_script(
+        """window.shown = [];
+        window.Notification = class { constructor(title, options) { window.shown.push([title, options.body]); } };
+        window.Notification.permission = "granted";"""
+    )
+    return page
+
+
+def test_an_agent_works_with_the_keyboard_only(live_url, new_page, persistent, alice):
+    customer = new_page()
+    panel = open_demo(customer, live_url, "persistent", customer_token(persistent, sub="carol", name="Carol"))
+    write(panel, "Hello")
+    sent(panel, "Hello")
+    conversation = current_conversation(persistent)
+    agent = signed_in(new_page, live_url, alice.user)
+    first_row = row(agent, conversation.pk, "active")
+    for _ in range(30):
+        agent.keyboard.press("Tab")
+        if first_row.evaluate("(a) => a === document.activeElement"):
+            break
+    expect(first_row).to_be_focused()
+    agent.keyboard.press("Enter")
+    expect(agent.locator("#conversation-view h1")).to_be_focused()
+    composer = agent.get_by_label("Your reply")
+    for _ in range(30):
+        agent.keyboard.press("Tab")
+        if composer.evaluate("(t) => t === document.activeElement"):
+            break
+    expect(composer).to_be_focused()
+    agent.keyboard.type("First line")
+    agent.keyboard.press("Shift+Enter")
+    agent.keyboard.type("Second line")
+    agent.keyboard.press("Enter")
+    expect(panel.locator("li.msg-agent", has_text="Second line")).to_contain_text("First line")
+
+
 # --- Screenshots for the README ------------------------------------------------------------------
 
 
