@@ -647,6 +647,7 @@ async function sendByRest(pending) {
     fail(pending, "");
     return;
   }
+  pending.restInFlight = true; // the socket's ready must not send it a second time meanwhile
   try {
     const message = await withToken(() =>
       api("POST", "conversation/messages/", { client_id: pending.clientId, body: pending.body }),
@@ -654,6 +655,8 @@ async function sendByRest(pending) {
     addMessage(message, { live: true });
   } catch (error) {
     onSendError(pending, error.code, error.body);
+  } finally {
+    pending.restInFlight = false;
   }
 }
 
@@ -831,7 +834,7 @@ async function onReady(frame) {
   }
   // Messages that were in flight when the socket dropped: resend (same client_id, no duplicate).
   for (const pending of state.pending.values()) {
-    if (pending.item.dataset.state === "sending" && socketReady()) {
+    if (pending.item.dataset.state === "sending" && !pending.restInFlight && socketReady()) {
       state.socket.send(JSON.stringify({ type: "message.send", client_id: pending.clientId, body: pending.body }));
     }
   }
