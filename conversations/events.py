@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -139,7 +140,8 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     Inside the ASGI server (a sync function called from the event loop, as consumers and
     views do), the sends are handed to the loop and this returns at once: the database
     thread goes on with the next frame instead of waiting for Redis. Frames to one group keep
-    the order of the commits. Elsewhere (Celery, management commands) it sends and waits."""
+    the order of the commits. Elsewhere (Celery, management commands, sync tests) it sends on
+    this process's broadcast loop and waits."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -149,9 +151,36 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     if loop is not None:
         loop.call_soon_threadsafe(_schedule_sends, layer, groups, message)
         return
+    # One long-lived loop per process for these sends: a fresh loop per call (async_to_sync)
+    # would open new Redis connections every time.
+    future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), _background_loop())
+    try:
+        future.result(timeout=SEND_TIMEOUT)
+    except Exception:
+        future.cancel()
+        logger.warning("broadcast to %s failed", groups, exc_info=True)
+
+
+SEND_TIMEOUT = 10.0
+_background: tuple[int, asyncio.AbstractEventLoop] | None = None
+_background_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """This process's broadcast loop, in a daemon thread (started again after a fork)."""
+    global _background
+    with _background_lock:
+        if _background is None or _background[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="broadcast-loop", daemon=True).start()
+            _background = (os.getpid(), loop)
+        return _background[1]
+
+
+async def _send_all(layer, groups: list[str], message: dict[str, Any]) -> None:
     for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, message)
+            await layer.group_send(group, message)
         except Exception:
             logger.warning("broadcast to %s failed", group, exc_info=True)
 

@@ -4,7 +4,8 @@
 ``race`` is one of the two racing assigners: it connects, prints ``ready``, waits for a line
 on stdin, then assigns until no open conversation is left, each assignment one transaction
 (the oldest open conversation ``FOR UPDATE SKIP LOCKED``, the agent with the most free
-capacity locked ``FOR UPDATE``, capacity checked again under the lock, one UPDATE), followed
+capacity locked ``FOR UPDATE``: a ``used`` counter in its row, as a minimal server would keep
+it, rechecked by PostgreSQL under the lock; two UPDATEs), followed
 by a Redis PUBLISH telling the agent's socket.
 
     python -m bench.floor.assign setup --dsn ... --conversations 2000 --agents 100
@@ -23,12 +24,8 @@ import redis
 FIRST_ID = 10_000_000  # floor conversation ids of this figure (the message figures use small ids)
 
 
-PICK_AGENT = """SELECT a.id FROM floor_agent a
-    WHERE a.available AND a.capacity > (
-        SELECT count(*) FROM floor_conversation c WHERE c.agent_id = a.id AND c.status = 'active')
-    ORDER BY a.capacity - (
-        SELECT count(*) FROM floor_conversation c WHERE c.agent_id = a.id AND c.status = 'active') DESC, a.id
-    LIMIT 1 FOR UPDATE OF a"""
+PICK_AGENT = """SELECT id FROM floor_agent WHERE available AND used < capacity
+    ORDER BY capacity - used DESC, id LIMIT 1 FOR UPDATE"""
 
 
 def setup(dsn: str, conversations: int, agents: int) -> None:
@@ -39,7 +36,8 @@ def setup(dsn: str, conversations: int, agents: int) -> None:
         conn.execute("DELETE FROM floor_conversation WHERE id >= %s", [FIRST_ID])
         conn.execute("DELETE FROM floor_agent")
         conn.execute(
-            "INSERT INTO floor_agent (id, capacity, available) SELECT n, %s, false FROM generate_series(1, %s) n",
+            "INSERT INTO floor_agent (id, capacity, used, available) "
+            "SELECT n, %s, 0, false FROM generate_series(1, %s) n",
             [per_agent, agents],
         )
         conn.execute(
@@ -66,16 +64,11 @@ def race(dsn: str, redis_url: str) -> None:
                 if row is None:
                     break
                 # An agent the other racer is not holding; if it holds every candidate, wait for one.
+                # Under the lock PostgreSQL checks "used < capacity" again on the latest row.
                 agent = conn.execute(PICK_AGENT + " SKIP LOCKED").fetchone() or conn.execute(PICK_AGENT).fetchone()
                 if agent is None:
                     break
-                used, capacity = conn.execute(
-                    """SELECT (SELECT count(*) FROM floor_conversation WHERE agent_id = %s AND status = 'active'),
-                    (SELECT capacity FROM floor_agent WHERE id = %s)""",
-                    [agent[0], agent[0]],
-                ).fetchone()
-                if used >= capacity:
-                    continue
+                conn.execute("UPDATE floor_agent SET used = used + 1 WHERE id = %s", [agent[0]])
                 conn.execute(
                     "UPDATE floor_conversation SET status = 'active', agent_id = %s WHERE id = %s", [agent[0], row[0]]
                 )

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS floor_message (
 CREATE TABLE IF NOT EXISTS floor_agent (
     id bigint PRIMARY KEY,
     capacity integer NOT NULL,
+    used integer NOT NULL DEFAULT 0,
     available boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS floor_conversation_queue ON floor_conversation (status, queued_at, id);
