@@ -7,6 +7,7 @@ SQLite under ``var/``, an embedded Redis server. Production sets at least ``DEBU
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -107,6 +108,10 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Web server, worker and beat share one file: wait for locks instead of failing.
     _db.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # Tests use a file too, not SQLite's shared in-memory database: its table locks fail at
+    # once ("database table is locked") where a file waits, and browser tests run the server in
+    # threads beside the test. One file per process, so two test runs never share one.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 elif env.int("DATABASE_POOL_SIZE", default=16) > 0:
     # A connection pool per process (psycopg_pool): under ASGI every HTTP request runs in a
     # thread of its own, and persistent per-thread connections would pile up until PostgreSQL
