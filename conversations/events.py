@@ -254,8 +254,6 @@ def publish_agent(agent, now=None) -> None:
     broadcast_on_commit([agent_group(agent.pk), SUPERVISORS_GROUP], agent_frame(agent, now))
 
 
-def publish_notification(agent_id: int, kind: str, conversation_id: int) -> None:
-    broadcast_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))
 def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:
     """Addition to PROTOCOL.md: how many customers wait for an agent in a queue."""
     return {"type": "queue", "queue_id": queue_id, "waiting": waiting}
@@ -277,3 +275,5 @@ def publish_queue_waiting(queue_ids: Iterable[int]) -> None:
         transaction.on_commit(lambda: send_queue_waiting(ids))
 
 
+def publish_notification(agent_id: int, kind: str, conversation_id: int) -> None:
+    broadcast_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))

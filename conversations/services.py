@@ -98,13 +98,11 @@ def _locked_agent(agent_id: int) -> Agent:
 def _move(conversation: Conversation, to: str) -> None:
     if to not in TRANSITIONS[conversation.status]:
         raise InvalidTransition()
-    conversation.status = to
-
     if Status.OPEN in (conversation.status, to):
         _queue_changed(conversation)
+    conversation.status = to
 
-def _append(
-    conversation: Conversation,
+
 def _queue_changed(conversation: Conversation) -> None:
     """The number of customers waiting in the conversation's queue may have changed; ``_save``
     publishes the new count (the inbox's live "waiting" figure)."""
@@ -112,6 +110,8 @@ def _queue_changed(conversation: Conversation) -> None:
     touched.add(conversation.queue_id)
 
 
+def _append(
+    conversation: Conversation,
     now: datetime,
     *,
     sender: str,
@@ -149,11 +149,11 @@ def _save(conversation: Conversation, *, previous_agent_id: int | None = None, p
     conversation.save()
     if publish:
         events.publish_conversation(conversation, previous_agent_id=previous_agent_id)
-
-
     touched = conversation.__dict__.pop("_queues_touched", None)
     if touched:
         events.publish_queue_waiting(touched)
+
+
 def _check_agent(conversation: Conversation, agent: Agent) -> None:
     """An agent acts only on conversations assigned to it; anything else does not exist."""
     if conversation.agent_id != agent.pk:
@@ -222,10 +222,10 @@ def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversatio
         queued_at=now,
         last_activity_at=now,
     )
-
-
     _queue_changed(conversation)
     return conversation
+
+
 def _ongoing(customer: Customer, workstream_id: int) -> Conversation | None:
     return (
         Conversation.objects.select_for_update(of=("self",))
@@ -327,9 +327,9 @@ def _requeue(conversation: Conversation, *, queued_at: datetime, queue: Queue | 
     conversation.notified_wait_minutes = None
     if queue is not None:
         conversation.queue = queue
+        _queue_changed(conversation)
     # The caller saves, publishes, then requests the drain (frames keep their order).
 
-        _queue_changed(conversation)
 
 def customer_conversation_end(*, widget: ChatWidget, customer: Customer) -> Conversation:
     """Live chat only (rule 9): with an agent -> wrap_up, without -> closed."""
@@ -405,11 +405,11 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
         )
         conversation.last_agent_message_at = now
         conversation.last_activity_at = now
+        conversation.agent_read_seq = conversation.last_seq  # who answers has read what came before
         changed = resumed or conversation.returned_at is not None
         conversation.returned_at = None
         _save(conversation, publish=changed)
         if resumed:
-        conversation.agent_read_seq = conversation.last_seq  # who answers has read what came before
             sync_presence(agent.pk, now)
     return SendResult(message, conversation, created=True)
 
@@ -418,11 +418,11 @@ def _assign(conversation: Conversation, agent: Agent, now: datetime) -> None:
     previous = conversation.agent_id
     _move(conversation, Status.ACTIVE)
     conversation.agent = agent
+    conversation.agent_read_seq = 0  # a new agent has read nothing yet
     conversation.assigned_at = now
     conversation.first_assigned_at = conversation.first_assigned_at or now
     conversation.queued_at = None
     conversation.returned_at = None
-    conversation.agent_read_seq = 0  # a new agent has read nothing yet
     conversation.waiting_since = None
     conversation.last_activity_at = now
     agent.last_assigned_at = now
@@ -488,10 +488,6 @@ def conversation_resume(*, conversation_id: int, agent: Agent) -> Conversation:
     return conversation
 
 
-def conversation_end(*, conversation_id: int, agent: Agent) -> Conversation:
-    """Rule 9: an agent ends an active or waiting conversation -> wrap_up."""
-    now = timezone.now()
-    with transaction.atomic():
 def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> int:
     """The agent has seen the conversation up to ``seq`` (the inbox's unread counts). Only
     moves forward and never past ``last_seq``; one conditional UPDATE, no lock needed.
@@ -503,6 +499,10 @@ def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> i
     return mine.values_list("agent_read_seq", flat=True).first() or 0
 
 
+def conversation_end(*, conversation_id: int, agent: Agent) -> Conversation:
+    """Rule 9: an agent ends an active or waiting conversation -> wrap_up."""
+    now = timezone.now()
+    with transaction.atomic():
         conversation = _locked_mine(conversation_id, agent, Status.ACTIVE, Status.WAITING)
         _move(conversation, Status.WRAP_UP)
         conversation.ended_at = now
@@ -579,6 +579,7 @@ def conversation_transfer(
                     raise AgentUnavailable()
             _move(conversation, Status.ACTIVE)
             conversation.agent = target
+            conversation.agent_read_seq = 0
             conversation.assigned_at = now
             conversation.first_assigned_at = conversation.first_assigned_at or now
             conversation.queued_at = None
@@ -594,7 +595,6 @@ def conversation_transfer(
             _requeue(conversation, queued_at=now, queue=to_queue)
             conversation.last_activity_at = now
             _save(conversation, previous_agent_id=previous)
-            conversation.agent_read_seq = 0
             request_drain([to_queue.pk])
         if previous:
             _after_capacity_freed(conversation, previous, now)

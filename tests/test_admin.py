@@ -102,6 +102,8 @@ def test_admin_form_shows_the_persistent_chat_rules(admin_client):
             "affinity_timeout": "01:00:00",
             "automated_messages-TOTAL_FORMS": 0,
             "automated_messages-INITIAL_FORMS": 0,
+            "quick_replies-TOTAL_FORMS": 0,
+            "quick_replies-INITIAL_FORMS": 0,
         },
     )
     assert response.status_code == 200
@@ -117,8 +119,6 @@ def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
         {
             "name": "Sales",
             "queue": queue.pk,
-            "quick_replies-TOTAL_FORMS": 0,
-            "quick_replies-INITIAL_FORMS": 0,
             "distribution_mode": "push",
             "assignment_method": "round_robin",
             "capacity_units": 30,
@@ -129,6 +129,8 @@ def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
             "affinity_timeout": "01:00:00",
             "automated_messages-TOTAL_FORMS": 1,
             "automated_messages-INITIAL_FORMS": 0,
+            "quick_replies-TOTAL_FORMS": 0,
+            "quick_replies-INITIAL_FORMS": 0,
             "automated_messages-0-kind": "agent_joined",
             "automated_messages-0-language": "en",
             "automated_messages-0-text": "Hi, I am {agent_name} from sales.",
@@ -144,8 +146,6 @@ def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
 def test_distribution_mode_is_read_only_after_creation(admin_client):
     workstream = WorkstreamFactory()
     response = admin_client.get(reverse("admin:workstreams_workstream_change", args=[workstream.pk]))
-            "quick_replies-TOTAL_FORMS": 0,
-            "quick_replies-INITIAL_FORMS": 0,
     assert "distribution_mode" not in response.context["adminform"].form.fields
 
 
@@ -224,6 +224,8 @@ def _workstream_post(queue, **extra):
         "affinity_timeout": "01:00:00",
         "automated_messages-TOTAL_FORMS": 0,
         "automated_messages-INITIAL_FORMS": 0,
+        "quick_replies-TOTAL_FORMS": 0,
+        "quick_replies-INITIAL_FORMS": 0,
     }
     data.update(extra)
     return data
@@ -239,8 +241,6 @@ def test_durations_are_entered_as_days_hours_minutes_and_seconds(admin_client):
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Workstream.objects.get(name="Parts").waiting_timeout == timedelta(days=3, minutes=90)
 
-        "quick_replies-TOTAL_FORMS": 0,
-        "quick_replies-INITIAL_FORMS": 0,
 
 def test_the_add_page_ticks_available_and_busy_by_default(admin_client):
     response = admin_client.get(reverse("admin:workstreams_workstream_add"))
