@@ -69,14 +69,16 @@ def clean_body(body: object) -> str:
         raise BodyEmpty()
     if len(body) > MAX_BODY:
         raise BodyTooLong()
+    if "\x00" in body:  # no database stores it (PostgreSQL refuses it): bad input, not an outage
+        raise ValidationFailed("body must not contain null characters")
     return body
 
 
 def clean_client_id(client_id: object) -> str | None:
     if client_id is None or client_id == "":
         return None
-    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID:
-        raise ValidationFailed(f"client_id must be a string of at most {MAX_CLIENT_ID} characters")
+    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID or "\x00" in client_id:
+        raise ValidationFailed(f"client_id must be a string of at most {MAX_CLIENT_ID} characters, without nulls")
     return client_id
 
 
@@ -353,6 +355,8 @@ def customer_conversation_end(*, widget: ChatWidget, customer: Customer) -> Conv
         _system(conversation, now, Kind.ENDED_BY_CUSTOMER)
         _save(conversation)
         _after_capacity_freed(conversation, agent_id, now)
+        if conversation.status == Status.WRAP_UP:
+            _schedule_wrap_up_release(conversation)
     return conversation
 
 
@@ -519,22 +523,33 @@ def conversation_end(*, conversation_id: int, agent: Agent) -> Conversation:
 
 
 def _schedule_wrap_up_release(conversation: Conversation) -> None:
-    """With a custom wrap-up blocking duration, drain when the block ends (the minute sweep
-    is the safety net)."""
+    """With a custom wrap-up blocking duration, capacity frees by itself when the block ends:
+    then the agent's presence follows and its queues drain (the minute sweep is the safety net)."""
     duration = conversation.workstream.wrap_up_blocks_capacity_for()
     if duration:
-        from conversations.tasks import enqueue_drain
+        from conversations.tasks import enqueue_presence_refresh
 
         seconds = duration.total_seconds() + 1
-        queue_ids = [conversation.queue_id]
-        transaction.on_commit(lambda: enqueue_drain(queue_ids, countdown=seconds))
+        agent_id = conversation.agent_id
+        transaction.on_commit(lambda: enqueue_presence_refresh(agent_id, countdown=seconds))
+
+
+def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:
+    """Capacity that frees by itself (a custom wrap-up block ending, a capacity raised in the
+    admin): presence follows it (rule 13), and the agent's queues drain (rule 4)."""
+    now = timezone.now()
+    with transaction.atomic():
+        agent = sync_presence(agent_id, now)
+        if drain:
+            request_drain(_agent_queue_ids(agent_id))
+    return agent
 
 
 def conversation_close(*, conversation_id: int, agent: Agent, notes: str = "") -> Conversation:
     """Rule 9: the agent closes its wrap-up -> closed."""
     now = timezone.now()
-    if not isinstance(notes, str) or len(notes) > 10_000:
-        raise ValidationFailed("notes must be a string of at most 10,000 characters")
+    if not isinstance(notes, str) or len(notes) > 10_000 or "\x00" in notes:
+        raise ValidationFailed("notes must be a string of at most 10,000 characters, without nulls")
     with transaction.atomic():
         conversation = _locked_mine(conversation_id, agent, Status.WRAP_UP)
         _move(conversation, Status.CLOSED)
@@ -663,6 +678,8 @@ def conversation_auto_close(*, conversation_id: int, reason: str) -> Conversatio
         conversation.last_activity_at = now
         _save(conversation)
         _after_capacity_freed(conversation, agent_id, now)
+        if conversation.status == Status.WRAP_UP:
+            _schedule_wrap_up_release(conversation)
     return conversation
 
 

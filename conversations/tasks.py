@@ -20,6 +20,22 @@ def enqueue_drain(queue_ids: list[int], countdown: float | None = None) -> None:
         logger.warning("could not enqueue a drain of queues %s", queue_ids, exc_info=True)
 
 
+def enqueue_presence_refresh(agent_id: int, countdown: float | None = None) -> None:
+    """Ask a worker to let the agent's presence follow its capacity; if the broker is down,
+    the minute sweep will."""
+    try:
+        presence_refresh_task.apply_async(args=[agent_id], countdown=countdown)
+    except Exception:
+        logger.warning("could not enqueue a presence refresh of agent %s", agent_id, exc_info=True)
+
+
+@shared_task(acks_late=True)
+def presence_refresh_task(agent_id: int) -> None:
+    from conversations import services
+
+    services.agent_presence_refresh(agent_id=agent_id)
+
+
 @shared_task(acks_late=True)
 def drain_queues_task(queue_ids: list[int] | None = None) -> int:
     from conversations.assignment import drain_queues
@@ -29,8 +45,10 @@ def drain_queues_task(queue_ids: list[int] | None = None) -> int:
 
 @shared_task(acks_late=True)
 def sweep_task() -> dict[str, int]:
-    """Every minute: auto-close (rule 11), affinity timeouts (rule 7), then drain all queues
-    (capacity freed by custom wrap-up blocks ending, operating hours opening, lost enqueues)."""
+    """Every minute: auto-close (rule 11), affinity timeouts (rule 7), presence of agents whose
+    capacity freed by itself (custom wrap-up blocks ending, capacity raised in the admin), then
+    drain all queues (that capacity, operating hours opening, lost enqueues)."""
+    from agents.models import Agent, Presence
     from conversations import services, sweeps
     from conversations.assignment import drain_queues
 
@@ -46,6 +64,12 @@ def sweep_task() -> dict[str, int]:
             continue
         if done is not None:
             counts[reason] = counts.get(reason, 0) + 1
+    loaded = Agent.objects.filter(presence_auto=True, presence__in=[Presence.BUSY, Presence.BUSY_DND])
+    for agent_id in loaded.values_list("pk", flat=True):
+        try:
+            services.agent_presence_refresh(agent_id=agent_id, drain=False)
+        except Exception:
+            logger.exception("sweep could not refresh the presence of agent %s", agent_id)
     counts["assigned"] = drain_queues()
     return counts
 

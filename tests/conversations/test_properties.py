@@ -1,8 +1,12 @@
-"""Property-based: random sequences of everything people and the system do keep the
-engine's invariants after every step."""
+"""Property-based: random sequences of everything people and the system do (start, message,
+wait, return, resume, end, close, the customer's end, presence, transfer, pick, drain, and time
+passing with the minute sweep) keep the engine's invariants after every step."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import time_machine
 from django.db import transaction
 from django.db.models import Count, Max, Min
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +17,7 @@ from conversations import services
 from conversations.assignment import drain_queues
 from conversations.errors import DomainError
 from conversations.models import TRANSITIONS, Conversation, Customer, Message, Status
+from conversations.tasks import sweep_task
 from tests.factories import (
     AgentFactory,
     AuthenticationSettingFactory,
@@ -35,7 +40,14 @@ ACTIONS = [
     "transfer_queue",
     "drain",
     "pick",
+    "customer_leaves",
+    "time_passes",
 ]
+# Customers write more often than anything else happens, so queues fill and agents fill up.
+WEIGHTED_ACTIONS = ["customer_says"] * 5 + ACTIONS
+# Long enough, across steps, for every timeout of the engine: disconnect grace, open and wrap-up
+# auto-close, affinity, waiting auto-close.
+TIME_STEPS = [timedelta(minutes=2), timedelta(minutes=25), timedelta(hours=2), timedelta(days=3), timedelta(days=31)]
 
 
 def world():
@@ -49,11 +61,12 @@ def world():
         ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, capacity_units=30)),
         ChatWidgetFactory(workstream=WorkstreamFactory(queue=other_queue, capacity_units=50, distribution_mode="pick")),
     ]
-    agents = [AgentFactory(capacity=100, presence=Presence.AVAILABLE) for _ in range(3)]
+    # Uneven, tight capacities and more conversations than fit: assignment must hold back.
+    agents = [AgentFactory(capacity=capacity, presence=Presence.AVAILABLE) for capacity in (100, 70, 60)]
     queue.agents.add(*agents[:2])
     other_queue.agents.add(*agents[1:])
-    customers = [CustomerFactory(authentication_setting=setting) for _ in range(3)]
-    customers += [CustomerFactory(authentication_setting=None, widget=widgets[i % 2 + 1]) for i in range(3)]
+    customers = [CustomerFactory(authentication_setting=setting) for _ in range(4)]
+    customers += [CustomerFactory(authentication_setting=None, widget=widgets[i % 2 + 1]) for i in range(4)]
     return widgets, agents, customers, [queue, other_queue]
 
 
@@ -87,12 +100,12 @@ def check_invariants(before: dict[int, str], exempt: set[int]) -> dict[int, str]
 )
 @given(data=st.data())
 def test_random_sequences_keep_capacity_transitions_and_seq_invariants(db, data):
-    with transaction.atomic():
+    with transaction.atomic(), time_machine.travel("2026-03-02 09:00:00+00:00", tick=False) as clock:
         widgets, agents, customers, queues = world()
         statuses: dict[int, str] = {}
         exempt: set[int] = set()  # over capacity through affinity or the agent's own choice
         for _ in range(data.draw(st.integers(5, 40), label="steps")):
-            action = data.draw(st.sampled_from(ACTIONS), label="action")
+            action = data.draw(st.sampled_from(WEIGHTED_ACTIONS), label="action")
             customer = data.draw(st.sampled_from(customers), label="customer")
             agent = data.draw(st.sampled_from(agents), label="agent")
             conversations = list(Conversation.objects.exclude(status=Status.CLOSED).order_by("pk"))
@@ -109,6 +122,12 @@ def test_random_sequences_keep_capacity_transitions_and_seq_invariants(db, data)
                 elif action == "presence":
                     presence = data.draw(st.sampled_from(Presence.values), label="presence")
                     services.agent_set_presence(agent=agent, presence=presence)
+                elif action == "customer_leaves":
+                    services.customer_connected(customer=customer)
+                    services.customer_disconnected(customer=customer)
+                elif action == "time_passes":
+                    clock.shift(data.draw(st.sampled_from(TIME_STEPS), label="time"))
+                    sweep_task()  # auto-close, disconnect grace, affinity timeouts, presence, drain
                 elif conversation is None:
                     pass
                 elif action == "agent_says":
@@ -148,4 +167,7 @@ def test_random_sequences_keep_capacity_transitions_and_seq_invariants(db, data)
                 Conversation.objects.filter(status__in=[Status.ACTIVE, Status.WRAP_UP]).values_list("pk", flat=True)
             )
             statuses = check_invariants(statuses, exempt)
+            if data.draw(st.booleans(), label="the system drains"):  # as it does after most commits
+                drain_queues()
+                statuses = check_invariants(statuses, exempt)
         transaction.set_rollback(True)

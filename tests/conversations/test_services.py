@@ -19,6 +19,7 @@ from conversations.errors import (
     InvalidTransition,
     NotFound,
     OutsideOperatingHours,
+    ValidationFailed,
 )
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import agent_capacity, current_conversation
@@ -306,6 +307,65 @@ def test_joining_a_queue_drains_it(persistent, customer, commit):
     assert refresh(conversation).agent == agent
 
 
+def test_ending_drains_the_queue_when_wrap_up_does_not_block_capacity(live, alice, commit):
+    live.workstream.wrap_up_capacity = WrapUpCapacity.NEVER
+    live.workstream.save()
+    alice.capacity = 50
+    alice.save()
+    with commit():
+        first = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
+        second = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
+    assert refresh(second).status == Status.OPEN
+    with commit():
+        services.conversation_end(conversation_id=first.pk, agent=alice)
+    assert refresh(second).agent == alice
+
+
+def test_a_custom_wrap_up_block_drains_the_queue_when_it_ends(live, alice, commit, monkeypatch):
+    from conversations import tasks
+
+    live.workstream.wrap_up_capacity = WrapUpCapacity.CUSTOM
+    live.workstream.wrap_up_block_duration = timedelta(minutes=2)
+    live.workstream.save()
+    alice.capacity = 50
+    alice.save()
+    with commit():
+        first = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
+        second = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
+    scheduled = []
+    monkeypatch.setattr(
+        tasks, "enqueue_presence_refresh", lambda agent_id, countdown=None: scheduled.append((agent_id, countdown))
+    )
+    with commit():
+        services.conversation_end(conversation_id=first.pk, agent=alice)
+    assert scheduled == [(alice.pk, 121.0)]  # when the block ends, presence follows and the queues drain
+    assert refresh(second).status == Status.OPEN  # still blocked
+    alice.refresh_from_db()
+    assert alice.presence == Presence.BUSY_DND
+    with time_machine.travel(timezone.now() + timedelta(minutes=3)), commit():
+        tasks.presence_refresh_task(alice.pk)
+    assert refresh(second).agent == alice
+
+
+def test_the_sweep_lets_presence_follow_capacity_that_freed_by_itself(live, alice, commit):
+    """The safety net for a lost presence refresh: a custom wrap-up block ended, or the admin
+    raised the agent's capacity."""
+    live.workstream.wrap_up_capacity = WrapUpCapacity.CUSTOM
+    live.workstream.wrap_up_block_duration = timedelta(minutes=2)
+    live.workstream.save()
+    alice.capacity = 50
+    alice.save()
+    first = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
+    second = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
+    drain_queues()
+    services.conversation_end(conversation_id=first.pk, agent=alice)
+    alice.refresh_from_db()
+    assert alice.presence == Presence.BUSY_DND and refresh(second).status == Status.OPEN
+    with time_machine.travel(timezone.now() + timedelta(minutes=3)):
+        sweep_task()
+    assert refresh(second).agent == alice
+
+
 # --- Rule 5: live-chat queue messages -------------------------------------------------------------
 
 
@@ -330,6 +390,38 @@ def test_live_customers_hear_their_queue_position_from_2_and_the_average_wait(li
     # second is assigned; third moves up to position 1: no new messages, nothing repeated.
     assert refresh(second).status == Status.ACTIVE
     assert kinds(third) == ["queue_position", "average_wait_time"]
+
+
+def test_a_live_customer_hears_the_new_position_when_it_changes(live, alice, commit):
+    alice.capacity = 50
+    alice.save()
+    with commit():
+        conversations = [
+            say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation for _ in range(4)
+        ]
+    first, _second, third, fourth = conversations
+    assert kinds(third) == ["queue_position"] and kinds(fourth) == ["queue_position"]
+    assert "3" in refresh(fourth).messages.get(kind="queue_position").body
+    with commit():
+        services.conversation_end(conversation_id=first.pk, agent=alice)
+        services.conversation_close(conversation_id=first.pk, agent=alice)
+    assert kinds(third) == ["queue_position"]  # now first in line: nothing to say
+    assert kinds(fourth) == ["queue_position", "queue_position"]
+    assert "2" in refresh(fourth).messages.filter(kind="queue_position").order_by("seq").last().body
+
+
+def test_the_average_wait_is_told_again_only_when_it_moves_materially(live, visitor, queue):
+    queue.average_wait_seconds = 240
+    queue.save()
+    conversation = say(live, visitor).conversation
+    drain_queues()  # nobody to take it: the queue's customers hear the news
+    assert kinds(conversation) == ["average_wait_time"]
+    for seconds, told in ((300, 1), (480, 2), (500, 2)):  # 4 -> 5 minutes: no; -> 8: yes; -> 8: no
+        queue.average_wait_seconds = seconds
+        queue.save()
+        drain_queues()
+        assert kinds(conversation) == ["average_wait_time"] * told, seconds
+    assert "8" in conversation.messages.filter(kind="average_wait_time").order_by("seq").last().body
 
 
 def test_persistent_conversations_never_get_queue_messages(persistent, alice, commit):
@@ -634,6 +726,27 @@ def test_live_customer_disconnected_past_the_grace_period_ends_the_conversation(
     assert refresh(conversation).status == Status.WRAP_UP
 
 
+def test_live_customer_disconnected_before_an_agent_joined_closes_the_conversation(live, visitor):
+    conversation = say(live, visitor).conversation
+    services.customer_connected(customer=visitor)
+    services.customer_disconnected(customer=visitor)
+    with time_machine.travel(timezone.now() + timedelta(minutes=4)):
+        assert sweep_task()["customer_disconnected"] == 1
+    conversation = refresh(conversation)
+    assert conversation.status == Status.CLOSED and conversation.end_reason == "customer_disconnected"
+    assert kinds(conversation)[-1] == "auto_closed"
+
+
+def test_persistent_customers_are_never_ended_for_disconnecting(persistent, customer, alice):
+    conversation = say(persistent, customer).conversation
+    drain_queues()
+    services.customer_connected(customer=customer)
+    services.customer_disconnected(customer=customer)
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        sweep_task()
+    assert refresh(conversation).status == Status.ACTIVE
+
+
 def test_a_reconnected_live_customer_is_not_ended(live, visitor):
     conversation = say(live, visitor).conversation
     services.customer_connected(customer=visitor)
@@ -704,6 +817,22 @@ def test_state_changes_are_published_after_commit_with_protocol_frames(persisten
     agent_frames = by_group[f"agent.{alice.pk}"]
     assert {"type": "notification", "kind": "assigned", "conversation_id": conversation.pk} in agent_frames
     assert any(f["type"] == "conversation" and f["conversation"]["customer"]["name"] == "Carol" for f in agent_frames)
+
+
+@pytest.mark.parametrize(
+    ("body", "client_id"), [("a\x00b", "c-1"), ("hello", "c\x00")], ids=["null-in-body", "null-in-client-id"]
+)
+def test_null_characters_are_refused_as_invalid_input(persistent, customer, alice, body, client_id):
+    """No database stores them (PostgreSQL refuses NUL in text): bad input, not an outage."""
+    with pytest.raises(ValidationFailed):
+        say(persistent, customer, body, client_id=client_id)
+    conversation = say(persistent, customer, "fine").conversation
+    services.conversation_assign(conversation_id=conversation.pk, agent=alice)
+    with pytest.raises(ValidationFailed):
+        services.agent_message_send(conversation_id=conversation.pk, agent=alice, body=body, client_id=client_id)
+    services.conversation_end(conversation_id=conversation.pk, agent=alice)
+    with pytest.raises(ValidationFailed):
+        services.conversation_close(conversation_id=conversation.pk, agent=alice, notes="a\x00b")
 
 
 def test_a_failed_service_publishes_nothing(persistent, customer, broadcasts, commit):
