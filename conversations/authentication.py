@@ -53,12 +53,15 @@ def _clean_claims(claims: dict[str, Any]) -> dict[str, Any]:
     email = claims.get("email")
     context = claims.get("context")
     values: dict[str, Any] = {}
-    if isinstance(name, str):
+    # A claim the database cannot store (a null character) is left out, like a malformed one.
+    if isinstance(name, str) and "\x00" not in name:
         values["display_name"] = name.strip()[:255]
-    if isinstance(email, str) and "@" in email and len(email) <= 254:
+    if isinstance(email, str) and "@" in email and len(email) <= 254 and "\x00" not in email:
         values["email"] = email.strip()
-    if isinstance(context, dict) and len(json.dumps(context)) <= MAX_CONTEXT_BYTES:
-        values["context"] = context
+    if isinstance(context, dict):
+        encoded = json.dumps(context)
+        if len(encoded) <= MAX_CONTEXT_BYTES and "\\u0000" not in encoded:
+            values["context"] = context
     return values
 
 

@@ -6,7 +6,8 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -32,6 +33,13 @@ _DRF_CODES = {
 
 def error_response(code: str, detail: object, http_status: int, **extra: object) -> Response:
     return Response({"code": code, "detail": detail, **extra}, status=http_status)
+
+
+@csrf_exempt
+def not_found(request: HttpRequest) -> JsonResponse:
+    """Any other path under /api/: the error body of PROTOCOL.md, never Django's HTML page (and
+    no slash-appending redirect, which a POST cannot follow)."""
+    return JsonResponse({"code": "not_found", "detail": "No such endpoint. API paths end with a slash."}, status=404)
 
 
 def exception_handler(exc, context):

@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents.api import AgentMeApi
 from conversations import api
+from omnichannel.api import not_found
 
 widget = "v1/widget/<slug:widget_key>/"
 conversation = "v1/agent/conversations/<int:conversation_id>/"
@@ -26,4 +27,5 @@ urlpatterns = [
     path(conversation + "end/", api.EndApi.as_view(), name="api-agent-end"),
     path(conversation + "close/", api.CloseApi.as_view(), name="api-agent-close"),
     path(conversation + "transfer/", api.TransferApi.as_view(), name="api-agent-transfer"),
+    re_path(r"^", not_found, name="api-not-found"),  # keep last: everything else under /api/
 ]

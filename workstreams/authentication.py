@@ -66,7 +66,7 @@ def verify_customer_token(setting: AuthenticationSetting, token: str) -> dict[st
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from exc
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > 255 or "\x00" in sub:
             raise InvalidToken("bad sub")
         return claims
     raise InvalidToken("bad signature") from last_error

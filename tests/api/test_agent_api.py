@@ -111,6 +111,17 @@ def test_agent_messages_are_sent_idempotently(as_agent, alice, conversation):
     assert first.json()["sender"] == "agent" and first.json()["author"] == "Alice"
 
 
+def test_wait_then_resume_through_the_api(as_agent, alice, conversation):
+    url = A + f"conversations/{conversation.pk}/"
+    waiting = as_agent(alice).post(url + "wait/")
+    assert waiting.status_code == 200 and waiting.json()["status"] == "waiting" and waiting.json()["waiting_since"]
+    assert as_agent(alice).get(A + "me/").json()["capacity"]["used"] == 0
+    resumed = as_agent(alice).post(url + "resume/")
+    assert resumed.status_code == 200
+    assert (resumed.json()["status"], resumed.json()["waiting_since"]) == ("active", None)
+    assert as_agent(alice).get(A + "me/").json()["capacity"]["used"] == 50
+
+
 def test_wrong_transitions_are_409(as_agent, alice, conversation):
     response = as_agent(alice).post(A + f"conversations/{conversation.pk}/resume/")
     assert response.status_code == 409 and response.json()["code"] == "invalid_transition"

@@ -132,3 +132,62 @@ async def test_a_database_failure_is_an_unavailable_frame_and_the_socket_stays_o
     await s.send({"type": "message.send", "client_id": "c2", "body": "hi again"})
     await s.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c2")
     await s.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v2/"),
+        ("get", "/api/v1/agent/nothing-here/"),
+        ("get", "/api/v1/widget/not a key/"),
+        ("post", "/api/v1/widget/new%0Aline/conversation/end/"),
+        ("post", "/api/v1/widget/demo/visitor"),  # no trailing slash: no redirect a POST cannot follow
+        ("delete", "/api/v1/agent/conversations/x/"),
+    ],
+)
+def test_an_unknown_api_path_is_a_json_not_found(method, path):
+    client = APIClient(enforce_csrf_checks=True)
+    response = getattr(client, method)(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_every_api_route_is_declared_before_the_api_catch_all():
+    """A route under /api/ declared elsewhere (after the include) would never be reached."""
+    from django.urls import URLResolver, get_resolver
+
+    outside = [
+        str(pattern.pattern)
+        for pattern in get_resolver().url_patterns
+        if str(pattern.pattern).startswith("api/") and not isinstance(pattern, URLResolver)
+    ]
+    assert not outside, f"declare these in omnichannel/api_urls.py, before the catch-all: {outside}"
+    from omnichannel import api_urls
+
+    assert api_urls.urlpatterns[-1].name == "api-not-found"
+
+
+@pytest.mark.django_db
+def test_too_many_agent_requests_are_rate_limited(alice, monkeypatch):
+    from rest_framework.authtoken.models import Token
+
+    from omnichannel.api import AgentThrottle
+
+    cache.clear()
+    monkeypatch.setattr(AgentThrottle, "THROTTLE_RATES", {"agent": "3/min"})
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=alice.user).key)
+    assert [client.get("/api/v1/agent/me/").status_code for _ in range(3)] == [200] * 3
+    refused = client.get("/api/v1/agent/me/")
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_token_whose_sub_cannot_be_stored_is_invalid_not_an_outage(persistent):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + customer_token(persistent.authentication_setting, "a\x00b"))
+    response = client.get(W.format(persistent.widget_key))
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"

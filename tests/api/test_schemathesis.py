@@ -66,3 +66,13 @@ def test_no_server_error_and_no_schema_violation(case, world):
     credential = world["customer"] if case.path.startswith("/api/v1/widget/") else world["agent"]
     cache.clear()  # throttles would otherwise answer 429 to most generated calls
     case.call_and_validate(headers={"Authorization": credential}, checks=CHECKS)
+
+
+@schema.parametrize()
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+def test_generated_keys_and_ids_get_a_documented_answer_too(case, world):
+    """Unknown widget keys, ids out of any range, keys that are not slugs: a documented error
+    (JSON, in the schema), never a server error or Django's HTML page."""
+    credential = world["customer"] if case.path.startswith("/api/v1/widget/") else world["agent"]
+    cache.clear()
+    case.call_and_validate(headers={"Authorization": credential}, checks=CHECKS)

@@ -217,3 +217,23 @@ def test_presence_offline_agent_leaves_the_conversation_open(persistent, as_cust
     assert (
         as_customer().get(W.format(persistent.widget_key) + "conversation/").json()["conversation"]["status"] == "open"
     )
+
+
+def test_a_customer_sees_only_the_conversation_of_the_widgets_own_workstream(persistent, as_customer, queue):
+    """One authentication setting may serve the widgets of several workstreams: the same customer
+    has a separate conversation in each, and one widget never shows another workstream's."""
+    from tests.factories import ChatWidgetFactory, WorkstreamFactory
+
+    other = ChatWidgetFactory(
+        widget_key="other-persistent",
+        workstream=WorkstreamFactory(name="Other", queue=queue, persistent_mode=True),
+        authentication_setting=persistent.authentication_setting,
+    )
+    carol = as_customer("carol")
+    carol.post(W.format(persistent.widget_key) + "conversation/messages/", {"body": "about my order"}, format="json")
+    assert carol.get(W.format(other.widget_key) + "conversation/").json() == {"conversation": None}
+    assert carol.get(W.format(other.widget_key) + "conversation/messages/").json()["messages"] == []
+    carol.post(W.format(other.widget_key) + "conversation/messages/", {"body": "another matter"}, format="json")
+    first = carol.get(W.format(persistent.widget_key) + "conversation/").json()["conversation"]
+    second = carol.get(W.format(other.widget_key) + "conversation/").json()["conversation"]
+    assert first["id"] != second["id"]

@@ -68,3 +68,22 @@ def test_different_subs_are_different_customers(persistent):
 def test_a_bad_jwt_is_invalid_token(persistent):
     with pytest.raises(InvalidToken):
         authenticate_customer(persistent, customer_jwt(persistent.authentication_setting, exp=1))
+
+
+def test_a_visitor_token_of_a_widget_that_now_requires_a_jwt_is_authentication_required(live):
+    from tests.factories import AuthenticationSettingFactory
+
+    token = issue_visitor_token(live)
+    live.authentication_setting = AuthenticationSettingFactory()
+    live.save()
+    with pytest.raises(AuthenticationRequired):
+        authenticate_customer(live, token)
+
+
+def test_claims_that_cannot_be_stored_are_left_out(persistent):
+    token = customer_jwt(
+        persistent.authentication_setting, name="Ada\x00", email="ada\x00@example.com", context={"k": "\x00"}
+    )
+    customer = authenticate_customer(persistent, token)
+    assert (customer.display_name, customer.email, customer.context) == ("", "", {})
+    customer.refresh_from_db()  # it was stored

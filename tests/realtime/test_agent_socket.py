@@ -170,3 +170,61 @@ async def test_supervisors_see_every_conversation(socket, persistent, alice, sup
     assert seen["message"]["body"] == "Hello"
     await customer.close()
     await supervisor.close()
+
+
+async def test_an_agent_whose_socket_drops_loses_nothing(socket, persistent, alice):
+    from rest_framework.test import APIClient
+
+    agent, _ = await connect_agent(socket, alice)
+    customer = await connect_customer(socket, persistent)
+    await customer.send({"type": "message.send", "client_id": "c1", "body": "Hello"})
+    assigned = await agent.until(lambda f: f["type"] == "notification" and f["kind"] == "assigned")
+    conversation_id = assigned["conversation_id"]
+    seen = (await agent.until(lambda f: f["type"] == "conversation" and f["conversation"]["status"] == "active"))[
+        "conversation"
+    ]["last_seq"]
+    await agent.close()
+
+    await customer.send({"type": "message.send", "client_id": "c2", "body": "While you were away"})
+    await customer.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c2")
+    conversation = await in_db(Conversation.objects.get)(pk=conversation_id)
+    assert (conversation.status, conversation.agent_id) == ("active", alice.pk)  # still the agent's
+
+    again, ready = await connect_agent(socket, alice)
+    assert ready["agent"]["presence"] == "busy" and ready["agent"]["capacity"]["used"] == 50
+
+    def missed():
+        client = APIClient()
+        client.force_authenticate(alice.user)
+        url = f"/api/v1/agent/conversations/{conversation_id}/messages/"
+        return client.get(url, {"after_seq": seen}).json()["messages"]
+
+    assert [m["body"] for m in await in_db(missed)()] == ["While you were away"]
+    await customer.send({"type": "message.send", "client_id": "c3", "body": "And now?"})
+    live = await again.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c3")
+    assert live["message"]["seq"] == seen + 2
+    await customer.close()
+    await again.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"type": "message.send", "client_id": "a1"}, "bad_frame"),
+        ({"type": "message.send", "client_id": "a1", "body": "hi"}, "bad_frame"),
+        ({"type": "message.send", "conversation_id": True, "client_id": "a1", "body": "hi"}, "bad_frame"),
+        ({"type": "message.send", "conversation_id": 10**30, "client_id": "a1", "body": "hi"}, "not_found"),
+        ({"type": "message.send", "conversation_id": 1, "client_id": "a1", "body": "a\u0000b"}, "validation_error"),
+        ({"type": "typing"}, "bad_frame"),
+        ({"type": "conversation.end", "conversation_id": 1}, "bad_frame"),
+        ("{", "bad_frame"),
+    ],
+)
+async def test_bad_agent_frames_get_an_error_and_the_socket_stays_open(socket, alice, frame, code):
+    s, _ = await connect_agent(socket, alice)
+    await s.send(frame)
+    error = await s.until(lambda f: f["type"] == "error")
+    assert error["code"] == code and error["detail"]
+    await s.send({"type": "typing", "conversation_id": 10**30})
+    assert (await s.until(lambda f: f["type"] == "error"))["code"] == "not_found"  # still answering
+    await s.close()

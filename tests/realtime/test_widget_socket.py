@@ -133,6 +133,8 @@ async def test_two_tabs_of_one_customer_stay_in_sync(socket, persistent, alice):
         ({"type": "message.send", "client_id": "x", "body": "   "}, "body_empty"),
         ({"type": "message.send", "client_id": "x", "body": "x" * 4001}, "body_too_long"),
         ({"type": "message.send", "client_id": "x" * 65, "body": "hi"}, "validation_error"),
+        ({"type": "message.send", "client_id": "x", "body": "a\u0000b"}, "validation_error"),
+        ({"type": "message.send", "client_id": "x\u0000", "body": "hi"}, "validation_error"),
         ({"type": "auth", "token": "again"}, "bad_frame"),
         ("x" * 40_000, "bad_frame"),
     ],
@@ -165,11 +167,28 @@ async def test_an_invalid_token_closes_with_4401(socket, persistent):
     assert await s.closed() == 4401
 
 
-async def test_a_visitor_token_on_an_authenticated_widget_requires_authentication(socket, persistent, live):
+async def test_a_visitor_token_on_an_authenticated_widget_requires_authentication(socket, live):
+    def require_a_jwt():
+        token = issue_visitor_token(live)
+        from tests.factories import AuthenticationSettingFactory
+
+        live.authentication_setting = AuthenticationSettingFactory()
+        live.save()
+        return token
+
+    token = await in_db(require_a_jwt)()
+    s = socket(f"/ws/widget/{live.widget_key}/")
+    assert await s.connect()
+    await s.send({"type": "auth", "token": token})
+    assert (await s.next())["code"] == "authentication_required"
+    assert await s.closed() == 4401
+
+
+async def test_another_widgets_visitor_token_is_an_invalid_token(socket, persistent, live):
     s = socket(f"/ws/widget/{persistent.widget_key}/")
     assert await s.connect()
     await s.send({"type": "auth", "token": await in_db(issue_visitor_token)(live)})
-    assert (await s.next())["code"] in ("authentication_required", "invalid_token")
+    assert (await s.next())["code"] == "invalid_token"
     assert await s.closed() == 4401
 
 
@@ -181,12 +200,29 @@ async def test_a_frame_before_auth_closes_with_4401(socket, persistent):
     assert await s.closed() == 4401
 
 
-async def test_no_auth_frame_within_the_deadline_closes_with_4401(socket, persistent, monkeypatch):
+@pytest.mark.parametrize("path", ["/ws/widget/persistent/", "/ws/agent/"])
+async def test_no_auth_frame_within_the_deadline_closes_with_4401(socket, persistent, monkeypatch, path):
     monkeypatch.setattr(consumers, "AUTH_TIMEOUT", 0.2)
-    s = socket(f"/ws/widget/{persistent.widget_key}/")
+    s = socket(path, origin="http://testserver")
     assert await s.connect()
     assert (await s.next(2))["code"] == "authentication_required"
     assert await s.closed() == 4401
+
+
+async def test_the_auth_deadline_is_ten_seconds(socket, persistent):
+    s = socket(f"/ws/widget/{persistent.widget_key}/")
+    assert await s.connect()
+    assert await s.communicator.receive_nothing(9.5)  # still open and silent after 9.5 s
+    assert (await s.next(2))["code"] == "authentication_required"
+    assert await s.closed() == 4401
+
+
+async def test_an_authenticated_socket_outlives_the_auth_deadline(socket, persistent, monkeypatch):
+    monkeypatch.setattr(consumers, "AUTH_TIMEOUT", 0.2)
+    s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting))
+    assert await s.communicator.receive_nothing(0.5)
+    await s.send({"type": "message.send", "client_id": "c1", "body": "still here"})
+    await s.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c1")
 
 
 async def test_an_origin_not_allowed_closes_with_4403(socket, persistent):
@@ -276,9 +312,11 @@ async def test_typing_reaches_the_agent_and_is_not_stored(socket, persistent, al
     await s.until(lambda f: f["type"] == "conversation" and f["conversation"]["status"] == "active")
     await s.send({"type": "typing"})
     typing = await agent.until(lambda f: f["type"] == "typing")
-    assert typing["sender"] == "customer"
+    assert typing == {"type": "typing", "conversation_id": typing["conversation_id"], "sender": "customer"}
     count = await in_db(Message.objects.count)()
-    await s.send({"type": "typing"})
+    for _ in range(5):  # typing again within 2 s: not forwarded (at most one frame every 2 s)
+        await s.send({"type": "typing"})
+    assert not [f for f in await agent.drain(0.5) if f["type"] == "typing"]
     assert await in_db(Message.objects.count)() == count
     assert json.dumps(typing)
     await s.close()

@@ -61,23 +61,37 @@ def test_a_token_signed_by_another_key_is_refused(setting):
         verify_customer_token(setting, sign(claims(), key=rsa_key("other")))
 
 
+def ago(**delta):
+    """An instant relative to when the test runs (not to when it was collected: a long suite
+    would otherwise turn "valid in 5 minutes" into "valid now")."""
+    return lambda: datetime.now(UTC) - timedelta(**delta)
+
+
+def ahead(**delta):
+    return lambda: datetime.now(UTC) + timedelta(**delta)
+
+
+def at_run_time(overrides: dict) -> dict:
+    return claims(**{name: value() if callable(value) else value for name, value in overrides.items()})
+
+
 @pytest.mark.parametrize(
-    "payload",
+    "overrides",
     [
-        claims(exp=datetime.now(UTC) - timedelta(minutes=5)),
-        claims(nbf=datetime.now(UTC) + timedelta(minutes=5)),
-        claims(iss="https://evil.example.com"),
-        claims(aud="someone-else"),
-        claims(sub=None),
-        claims(sub=""),
-        claims(exp=None),
-        claims(iat=None),
+        {"exp": ago(minutes=5)},
+        {"nbf": ahead(minutes=5)},
+        {"iss": "https://evil.example.com"},
+        {"aud": "someone-else"},
+        {"sub": None},
+        {"sub": ""},
+        {"exp": None},
+        {"iat": None},
     ],
     ids=["expired", "not-yet-valid", "wrong-issuer", "wrong-audience", "no-sub", "empty-sub", "no-exp", "no-iat"],
 )
-def test_bad_claims_are_refused(setting, payload):
+def test_bad_claims_are_refused(setting, overrides):
     with pytest.raises(InvalidToken):
-        verify_customer_token(setting, sign(payload))
+        verify_customer_token(setting, sign(at_run_time(overrides)))
 
 
 def test_unknown_kid_is_refused(setting):
@@ -138,3 +152,50 @@ def test_a_token_for_another_setting_is_refused(setting):
 def test_audience_is_not_checked_when_the_setting_names_none():
     setting = AuthenticationSettingFactory(issuer="https://shop.example.com", audience="")
     assert verify_customer_token(setting, sign(claims(aud="anything"), kid=None))
+
+
+def test_the_kid_selects_the_key_among_several_of_one_algorithm():
+    setting = AuthenticationSettingFactory(key=None, issuer="https://shop.example.com", audience="omnichannel")
+    AuthenticationKeyFactory(setting=setting, kid="2025", public_key=public_pem(rsa_key("old")))
+    AuthenticationKeyFactory(setting=setting, kid="2026", public_key=public_pem(rsa_key("new")))
+    assert verify_customer_token(setting, sign(claims(), key=rsa_key("new"), kid="2026"))["sub"] == "customer-42"
+    assert verify_customer_token(setting, sign(claims(), key=rsa_key("old"), kid="2025"))["sub"] == "customer-42"
+    # Signed by a key of the setting, but naming another key: only the named key is tried.
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(claims(), key=rsa_key("new"), kid="2025"))
+
+
+def test_a_key_only_verifies_tokens_of_its_own_algorithm(setting):
+    # The EC key's kid on an RS256 token: the EC key is never used as an RSA key, nor the reverse.
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(claims(), kid="ec-1"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"exp": ago(seconds=10)}, {"nbf": ahead(seconds=10)}, {"iat": ahead(seconds=10)}],
+    ids=["expired-10s-ago", "valid-in-10s", "issued-10s-ahead"],
+)
+def test_a_small_clock_difference_is_tolerated(setting, overrides):
+    assert verify_customer_token(setting, sign(at_run_time(overrides)))["sub"] == "customer-42"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"exp": ago(minutes=2)}, {"nbf": ahead(minutes=2)}, {"iat": ahead(minutes=2)}],
+    ids=["expired-2min-ago", "valid-in-2min", "issued-2min-ahead"],
+)
+def test_more_than_the_leeway_is_refused(setting, overrides):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(at_run_time(overrides)))
+
+
+def test_a_token_without_audience_is_refused_when_the_setting_names_one(setting):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(claims(aud=None)))
+
+
+@pytest.mark.parametrize("sub", ["a\x00b", " ", "x" * 256, 42], ids=["null", "blank", "too-long", "number"])
+def test_a_sub_the_customer_cannot_be_stored_under_is_refused(setting, sub):
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(claims(sub=sub)))
