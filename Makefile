@@ -23,9 +23,10 @@ install: $(STAMP)
 install-dev: $(STAMP)-dev
 
 ## make run: install, migrate, load the demo data, start web + Celery worker + beat.
+## HOST and PORT (environment) choose the address; seed_demo prints the same URLs as devrun.
 run: install
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py seed_demo
+	SITE_URL="$${SITE_URL:-http://$${HOST:-127.0.0.1}:$${PORT:-8000}}" $(BIN)/python manage.py seed_demo
 	$(BIN)/python -m omnichannel.devrun
 
 ## make test: install what the tests need and run the whole suite.

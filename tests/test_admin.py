@@ -50,8 +50,12 @@ def populated(superuser):
 
 
 @pytest.mark.usefixtures("populated")
-def test_every_admin_page_renders_for_a_superuser(admin_client):
-    assert admin_client.get(reverse("admin:index")).status_code == 200
+@pytest.mark.parametrize("language", ["en", "da"])
+def test_every_admin_page_renders_for_a_superuser(admin_client, language):
+    """In both languages: a Danish text with a broken placeholder fails only in Danish."""
+    admin_client.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    index = admin_client.get(reverse("admin:index"))
+    assert index.status_code == 200 and f'lang="{language}"' in index.content.decode()
     checked = 0
     for model, model_admin in admin.site._registry.items():
         opts = model._meta
@@ -66,11 +70,22 @@ def test_every_admin_page_renders_for_a_superuser(admin_client):
         checked += 1
         obj = model._default_manager.first()
         assert obj is not None, f"no {opts.model_name} to open"
-        url = reverse(f"{prefix}_change", args=[obj.pk])
-        response = admin_client.get(url)
-        assert response.status_code == 200, url
-        checked += 1
-    assert checked >= 3 * 8
+        for url in (reverse(f"{prefix}_change", args=[obj.pk]), reverse(f"{prefix}_history", args=[obj.pk])):
+            response = admin_client.get(url)
+            assert response.status_code == 200, url
+            checked += 1
+    assert checked >= 4 * 8
+
+
+def test_the_workstream_page_is_grouped_like_the_product_and_explains_every_setting(admin_client):
+    response = admin_client.get(reverse("admin:workstreams_workstream_add"))
+    form = response.context["adminform"]
+    names = [str(fieldset.name) for fieldset in form]
+    assert names[:3] == ["Basics", "Work distribution", "Persistent chat"]
+    assert "Timeouts" in names
+    unexplained = [name for name, field in form.form.fields.items() if name != "name" and not field.help_text]
+    assert not unexplained, unexplained
+    assert AutomatedMessage in [inline.formset.model for inline in response.context["inline_admin_formsets"]]
 
 
 @pytest.mark.usefixtures("populated")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,3 +104,27 @@ def test_make_run_serves_the_admin_runs_worker_and_beat_and_ctrl_c_stops_all(tmp
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_gives_the_demo_data_the_address_the_server_listens_on(tmp_path):
+    """seed_demo prints the URLs and stores the widgets' allowed origins: for PORT=9001 they
+    must say 9001, as devrun's banner does."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    (fake / "python").write_text(f'#!/bin/sh\necho "SITE_URL=$SITE_URL PORT=$PORT $*" >> {log}\n')
+    (fake / "python").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in {"SITE_URL", "HOST", "PORT", "MAKEFLAGS"}}
+    subprocess.run(
+        ["make", "--no-print-directory", "-o", "install", "run", f"BIN={fake}"],
+        cwd=BASE_DIR,
+        env={**env, "PORT": "9001"},
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    calls = log.read_text().splitlines()
+    assert [call.split()[-1] for call in calls] == ["--no-input", "seed_demo", "omnichannel.devrun"]
+    assert calls[1].startswith("SITE_URL=http://127.0.0.1:9001 ")
+    assert "PORT=9001" in calls[2]
