@@ -15,6 +15,9 @@ import sys
 from datetime import timedelta
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnichannel.settings")
+if "bench" not in os.environ.get("DATABASE_URL", ""):
+    # It closes every ongoing conversation: never on a database that is not the bench's.
+    raise SystemExit("bench.omni_setup runs from bench/run.py, on the bench's database (DATABASE_URL with 'bench')")
 
 import django
 

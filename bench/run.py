@@ -585,8 +585,8 @@ class Bench:
                 racer.wait()
             active, over = conn.execute(
                 """SELECT (SELECT count(*) FROM floor_conversation WHERE id >= 10000000 AND status = 'active'),
-                (SELECT count(*) FROM floor_agent a WHERE a.capacity <
-                   (SELECT count(*) FROM floor_conversation c WHERE c.agent_id = a.id AND c.status = 'active'))"""
+                (SELECT count(*) FROM floor_agent a WHERE a.capacity < (SELECT count(*) FROM floor_conversation c
+                   WHERE c.agent_id = a.id AND c.status = 'active' AND c.id >= 10000000))"""
             ).fetchone()
         return {
             "seconds": round(seconds, 2),
@@ -882,7 +882,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300, help="messages/s of the latency figure")
     parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "60")))
     parser.add_argument("--warmup", type=float, default=2)
-    parser.add_argument("--rates", default=env("BENCH_RATES", "300,500,700,850,1000,1200,1400,1700,2000,2500"))
+    ladder = "50,100,150,200,300,500,700,850,1000,1200,1400,1700,2000,2500"
+    parser.add_argument("--rates", default=env("BENCH_RATES", ladder), help="messages/s of the throughput steps")
     parser.add_argument(
         "--step", type=float, default=float(env("BENCH_STEP", "10")), help="seconds per throughput step"
     )

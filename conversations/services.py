@@ -228,13 +228,23 @@ def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversatio
     return conversation
 
 
-def _ongoing(customer: Customer, workstream_id: int) -> Conversation | None:
-    return (
+def _ongoing(customer: Customer, workstream_id: int, widget: ChatWidget | None = None) -> Conversation | None:
+    """The customer's ongoing conversation, locked. Only its own row is read: the customer and
+    the widget's workstream are attached from what the caller holds, anything else loads on
+    first use (the message path needs none of it; a join of six tables cost more to plan than
+    to run)."""
+    conversation = (
         Conversation.objects.select_for_update(of=("self",))
-        .select_related("workstream", "queue", "customer", "agent__user", "widget")
         .filter(customer=customer, workstream_id=workstream_id, status__in=ONGOING)
         .first()
     )
+    if conversation is not None:
+        conversation.customer = customer
+        if widget is not None and widget.workstream_id == workstream_id:
+            conversation.workstream = widget.workstream
+            if conversation.widget_id == widget.pk:
+                conversation.widget = widget
+    return conversation
 
 
 def customer_message_send(
@@ -247,11 +257,11 @@ def customer_message_send(
     now = timezone.now()
     workstream = widget.workstream
     with transaction.atomic():
-        conversation = _ongoing(customer, workstream.pk)
+        conversation = _ongoing(customer, workstream.pk, widget)
         if conversation is None:
             # Serialise the start of a conversation per customer, then look again.
             Customer.objects.select_for_update().filter(pk=customer.pk).exists()
-            conversation = _ongoing(customer, workstream.pk)
+            conversation = _ongoing(customer, workstream.pk, widget)
         if client_id is not None:
             existing = _resent(customer, workstream.pk, conversation, client_id)
             if existing is not None:
@@ -386,8 +396,12 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
     client_id = clean_client_id(client_id)
     now = timezone.now()
     with transaction.atomic():
-        conversation = _locked(conversation_id)
+        # Its own row only (the message path needs no related object; they load on first use).
+        conversation = Conversation.objects.select_for_update(of=("self",)).filter(pk=conversation_id).first()
+        if conversation is None:
+            raise NotFound()
         _check_agent(conversation, agent)
+        conversation.agent = agent
         if client_id is not None:
             existing = conversation.messages.filter(sender=Sender.AGENT, client_id=client_id).first()
             if existing is not None:
