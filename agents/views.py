@@ -311,7 +311,9 @@ def supervisor_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
             )
             done = _("Conversation transferred.")
         elif action == "force_close":
-            services.conversation_force_close(conversation_id=pk, by_name=request.user.get_full_name() or "")
+            services.conversation_force_close(
+                conversation_id=pk, by_name=request.user.get_full_name() or request.user.get_username()
+            )
             done = _("Conversation closed.")
         else:
             raise Http404
