@@ -705,6 +705,9 @@ def table(results: dict) -> str:
         for run in runs:
             value = run
             for key in path:
+                if isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value):
+                    value = value[key]
+                    continue
                 if not isinstance(value, dict) or key not in value:
                     value = None
                     break
@@ -735,7 +738,14 @@ def table(results: dict) -> str:
                     2,
                     target,
                 )
-        add("Lost at that load", ("latency", "omni", "lost"), ("latency", "floor", "lost"), "", 0, "0")
+        add(
+            "Lost at that load (missing echoes + deliveries + seqs)",
+            ("latency", "omni", "lost"),
+            ("latency", "floor", "lost"),
+            "",
+            0,
+            "0",
+        )
         add(
             "Duplicated at that load", ("latency", "omni", "duplicated"), ("latency", "floor", "duplicated"), "", 0, "0"
         )
@@ -748,6 +758,18 @@ def table(results: dict) -> str:
             0,
             "≥ 0.70× floor",
         )
+        # The first (lowest) rung: latency where Omnichannel still keeps up, both directions.
+        low = runs[0]["throughput"]["omni"]["steps"][0]["rate"] if runs[0]["throughput"]["omni"]["steps"] else None
+        if low is not None:
+            for direction, name in (("c2a", "customer → agent"), ("a2c", "agent → customer")):
+                for p in (50, 99):
+                    add(
+                        f"Delivery {name} p{p} at {low:g}/s (first throughput step, {results['options']['step']:g} s)",
+                        ("throughput", "omni", "steps", 0, f"{direction}_p{p}"),
+                        ("throughput", "floor", "steps", 0, f"{direction}_p{p}"),
+                        " ms",
+                        2,
+                    )
     if runs and "connections" in runs[0]:
         levels = sorted(int(level) for level in runs[0]["connections"]["omni"])
         top = levels[-1]
@@ -896,6 +918,7 @@ def main() -> None:
     parser.add_argument("--assign-agents", type=int, default=100)
     parser.add_argument("--assign-timeout", type=float, default=180)
     parser.add_argument("--out", default=str(WORK / "results.md"))
+    parser.add_argument("--table", metavar="RESULTS_JSON", help="only print the table of an earlier results.json")
     opts = parser.parse_args()
     opts.figures = [f.strip() for f in opts.figures.split(",") if f.strip()]
     unknown = set(opts.figures) - set(FIGURES)
@@ -911,14 +934,35 @@ def main() -> None:
         if "--duration" not in sys.argv and "BENCH_DURATION" not in os.environ:
             opts.duration = 3
         sys.exit(smoke(opts))
+    if opts.table:
+        print(report(json.loads(Path(opts.table).read_text())))
+        return
     started = time.monotonic()
     results = run_all(opts)
-    text = (
-        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; medians of {opts.runs} runs (min–max); "
-        f"`python -m bench.run` took {(time.monotonic() - started) / 60:.0f} min.\n\n{table(results)}\n"
+    results.update(
+        date=time.strftime("%Y-%m-%d"),
+        machine=machine(),
+        commit=_commit(),
+        minutes=round((time.monotonic() - started) / 60),
     )
+    (WORK / "results.json").write_text(json.dumps(results, indent=1))
+    text = report(results)
     Path(opts.out).write_text(text)
     print(text)
+
+
+def report(results: dict) -> str:
+    runs = len(results["runs"])
+    return (
+        f"Measured {results.get('date', '?')} at commit {results.get('commit', '?')} on {results.get('machine', '?')}; "
+        f"medians of {runs} runs (min–max); `python -m bench.run` took {results.get('minutes', '?')} min.\n\n"
+        f"{table(results)}\n"
+    )
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR, capture_output=True, text=True)  # noqa: S607
+    return out.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
