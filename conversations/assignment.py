@@ -81,8 +81,10 @@ def assign_next(queue_id: int, *, skip_workstreams: set[int]) -> tuple[bool, int
         if not conversation.queue.is_open(now):
             return False, None
         round_robin = conversation.workstream.assignment_method == AssignmentMethod.ROUND_ROBIN
-        if round_robin:
-            conversation.queue = Queue.objects.select_for_update().get(pk=queue_id)
+        # One assignment per queue at a time: a second worker waits here, then ranks the agents
+        # with the first one's assignment counted (otherwise both would pick the same "most
+        # free" agent). The agent row locks alone only prevent going over capacity.
+        conversation.queue = Queue.objects.select_for_update().get(pk=queue_id)
         for agent_id in eligible_agent_ids(conversation, now):
             agent = _lock_if_still_eligible(agent_id, conversation, now)
             if agent is None:

@@ -178,3 +178,22 @@ def test_a_drain_waits_for_a_conversation_another_transaction_holds_instead_of_l
     conversation.refresh_from_db()
     assert conversation.status == Status.ACTIVE
     assert conversation.agent_id == agent.pk
+
+
+def test_two_drains_at_once_spread_conversations_by_highest_free_capacity():
+    """Two workers assigning at the same moment still rank agents with each other's
+    assignments counted: two conversations, two equal agents, one each."""
+    queue = QueueFactory()
+    widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, capacity_units=50))
+    agents = [AgentFactory(presence=Presence.OFFLINE, capacity=100) for _ in range(2)]
+    queue.agents.add(*agents)
+    for _ in range(2):
+        customer = CustomerFactory(authentication_setting=None, widget=widget)
+        services.customer_message_send(widget=widget, customer=customer, body="hi")
+    type(agents[0]).objects.filter(pk__in=[a.pk for a in agents]).update(presence=Presence.AVAILABLE)
+
+    for _ in range(5):
+        Conversation.objects.update(status=Status.OPEN, agent=None)
+        results = run_concurrently([lambda: drain_queue(queue.pk), lambda: drain_queue(queue.pk)])
+        assert sum(results) == 2
+        assert Counter(Conversation.objects.values_list("agent_id", flat=True)) == {a.pk: 1 for a in agents}
