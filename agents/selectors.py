@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from conversations.models import Conversation, Message, Sender, Status
-from conversations.selectors import capacity_used_expression, waiting_counts
+from conversations.selectors import capacity_used_expression, open_in_pick_queues_of, waiting_counts
 from workstreams.models import DistributionMode, Queue, QuickReply
 
 RELATED = ("workstream", "queue", "customer", "agent__user")
@@ -112,11 +112,7 @@ def readable(user, agent: Agent | None) -> QuerySet[Conversation]:
     if agent is None:
         return conversations.none()
     serving = Conversation.objects.filter(agent=agent, status__in=OPEN_STATUSES).values("customer_id")
-    return conversations.filter(
-        Q(agent=agent)
-        | Q(status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK, queue__agents=agent)
-        | Q(customer_id__in=serving)
-    ).distinct()
+    return conversations.filter(Q(agent=agent) | open_in_pick_queues_of(agent) | Q(customer_id__in=serving))
 
 
 def earlier_conversations(conversation: Conversation, limit: int = 10) -> list[Conversation]:
@@ -132,7 +128,7 @@ def quick_replies(conversation: Conversation) -> list[QuickReply]:
     return list(QuickReply.objects.filter(workstream_id=conversation.workstream_id))
 
 
-def transfer_targets(conversation: Conversation, agent: Agent | None) -> tuple[list[Agent], list[Queue]]:
+def transfer_targets(conversation: Conversation) -> tuple[list[Agent], list[Queue]]:
     """Agents (with their capacity in use) and queues a conversation can be transferred to."""
     agents = (
         Agent.objects.select_related("user")

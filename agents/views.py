@@ -95,7 +95,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
     messages_, has_more = message_page(conversation.pk, limit=HISTORY_PAGE)
     agent = request.agent
     mine = agent is not None and conversation.agent_id == agent.pk
-    agents, queues = selectors.transfer_targets(conversation, agent)
+    agents, queues = selectors.transfer_targets(conversation)
     return {
         "conversation": conversation,
         "history": messages_,

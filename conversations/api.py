@@ -4,7 +4,7 @@ conversations.events (the one source of the wire format)."""
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,7 +20,7 @@ from conversations import events, services
 from conversations.authentication import authenticate_customer, get_widget, issue_visitor_token
 from conversations.errors import AuthenticationRequired, NotFound, ValidationFailed
 from conversations.models import Conversation, Customer, Status
-from conversations.selectors import current_conversation, message_page
+from conversations.selectors import current_conversation, message_page, open_in_pick_queues_of
 from conversations.serializers import (
     AgentConversationOut,
     CloseInput,
@@ -184,13 +184,7 @@ class AgentApiView(APIView):
         conversations = Conversation.objects.select_related(*AGENT_RELATED)
         if not request.user.is_staff:
             agent = self.agent(request)
-            # EXISTS rather than a join on queue membership: no duplicate rows, so no DISTINCT
-            # (which cost the history page most of its time; docs/benchmark.md).
-            in_my_queue = Exists(Queue.agents.through.objects.filter(queue_id=OuterRef("queue_id"), agent_id=agent.pk))
-            conversations = conversations.filter(
-                Q(agent=agent)
-                | (Q(status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK) & Q(in_my_queue))
-            )
+            conversations = conversations.filter(Q(agent=agent) | open_in_pick_queues_of(agent))
         conversation = conversations.filter(pk=conversation_id).first()
         if conversation is None:
             raise NotFound()

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from conversations.models import ONGOING, Conversation, Customer, Status
-from workstreams.models import Workstream, WrapUpCapacity
+from workstreams.models import DistributionMode, Workstream, WrapUpCapacity
 
 
 def _capacity_blocking(now: datetime) -> Q:
@@ -64,6 +64,17 @@ def current_conversation(customer: Customer, workstream: Workstream) -> Conversa
         base.filter(status__in=ONGOING).first()
         or base.filter(status=Status.WRAP_UP).order_by("-ended_at", "-pk").first()
     )
+
+
+def open_in_pick_queues_of(agent) -> Q:
+    """Open conversations of pick workstreams in the agent's queues (what it may see and pick).
+    EXISTS rather than a join on queue membership: no duplicate rows, so no DISTINCT."""
+    from django.db.models import Exists, OuterRef
+
+    from workstreams.models import Queue
+
+    member = Queue.agents.through.objects.filter(queue_id=OuterRef("queue_id"), agent_id=agent.pk)
+    return Q(status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK) & Q(Exists(member))
 
 
 def waiting_counts(queue_ids: Iterable[int]) -> dict[int, int]:
