@@ -30,6 +30,7 @@ from conversations.errors import (
 from conversations.models import Customer
 from conversations.selectors import MAX_PAGE, current_conversation, message_page
 from omnichannel import ratelimit
+from omnichannel.dbthreads import frame_sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class WidgetConsumer(ProtocolConsumer):
             f"customer:{self.customer.pk}", *MESSAGE_RATE
         ):
             raise RateLimited()
-        result = await database_sync_to_async(services.customer_message_send)(
+        result = await frame_sync_to_async(services.customer_message_send)(
             widget=self.widget, customer=self.customer, body=body, client_id=client_id
         )
         if result.conversation.pk != self.conversation_id and result.created:

@@ -9,16 +9,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnichannel.settings")
 # Django must be set up before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from omnichannel.routing import websocket_urlpatterns  # noqa: E402
 
-# Origin checks are per route (the widget socket accepts the widget's allowed origins,
-# the agent socket only this server's hosts); see omnichannel/routing.py.
+# Origin checks and session middleware are per route (the widget socket accepts the widget's
+# allowed origins and needs no session; the agent socket only this server's hosts); see
+# omnichannel/routing.py.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -1,6 +1,10 @@
 """WebSocket routes (PROTOCOL.md). The widget socket checks the widget's allowed origins
-itself; the agent socket accepts only this server's own hosts."""
+itself and authenticates with a token, so it runs without Django's session and auth
+middleware (on every frame sent they wrapped the consumer's ``send``, and each socket kept
+their objects); the agent socket, which may use the login session, has them and accepts
+only this server's own hosts."""
 
+from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
@@ -9,5 +13,5 @@ from conversations.consumers import WidgetConsumer
 
 websocket_urlpatterns = [
     path("ws/widget/<slug:widget_key>/", WidgetConsumer.as_asgi()),
-    path("ws/agent/", AllowedHostsOriginValidator(AgentConsumer.as_asgi())),
+    path("ws/agent/", AllowedHostsOriginValidator(AuthMiddlewareStack(AgentConsumer.as_asgi()))),
 ]

@@ -128,13 +128,16 @@ else:
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads per server process for the database work of message frames (omnichannel/dbthreads.py);
+# each holds a pooled connection while it runs. Not used on SQLite.
+FRAME_DB_THREADS = env.int("FRAME_DB_THREADS", default=4)
 
 # --- Redis: channel layer, Celery broker, cache ---------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.process_url()
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which races the layer's
             # 5 s blocking BZPOPMIN: an idle consumer would die. Give reads more room.

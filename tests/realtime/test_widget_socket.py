@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
 import pytest
 from channels.db import database_sync_to_async as in_db
+from django.db import connection, transaction
 
 from agents.models import Presence
 from conversations import consumers, services
@@ -335,3 +338,44 @@ async def test_an_idle_socket_outlives_the_channel_layers_blocking_read(socket, 
     late = await s.until(lambda f: f["type"] == "message" and f["message"]["sender"] == "agent")
     assert late["message"]["body"] == "Still there?"
     await s.close()
+
+
+@pytest.mark.postgres
+async def test_a_message_waiting_for_a_row_lock_does_not_hold_up_other_customers(socket, persistent, alice):
+    """Message frames run on several database threads per process (omnichannel/dbthreads.py):
+    one customer's write that waits for its conversation's row lock leaves the others going."""
+    setting = persistent.authentication_setting
+    ann, _ = await connect_customer(socket, persistent, customer_token(setting, sub="ann"))
+    ben, _ = await connect_customer(socket, persistent, customer_token(setting, sub="ben"))
+    for s, name in ((ann, "ann"), (ben, "ben")):
+        await s.send({"type": "message.send", "client_id": f"{name}-1", "body": "Hi"})
+        await s.until(lambda f, name=name: f["type"] == "message" and f["message"]["client_id"] == f"{name}-1")
+    anns = await in_db(Conversation.objects.get)(customer__external_id="ann")
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_anns_row():
+        try:
+            with transaction.atomic():
+                Conversation.objects.select_for_update().get(pk=anns.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_anns_row)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        await ann.send({"type": "message.send", "client_id": "ann-2", "body": "Waits for the lock"})
+        await asyncio.sleep(0.3)  # ann's frame is now blocked on the row lock
+        await ben.send({"type": "message.send", "client_id": "ben-2", "body": "Goes through"})
+        echo = await ben.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "ben-2", timeout=3)
+        assert echo["message"]["seq"] > 0
+        assert not any(f["type"] == "message" and f["message"]["client_id"] == "ann-2" for f in ann.frames), (
+            "ann's message went through while her row was locked"
+        )
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    await ann.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "ann-2", timeout=5)
