@@ -12,7 +12,6 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
@@ -296,9 +295,7 @@ class WidgetConsumer(ProtocolConsumer):
     async def on_message_send(self, frame: dict[str, Any]) -> None:
         client_id = required(frame, "client_id")
         body = required(frame, "body")
-        if not await sync_to_async(ratelimit.allow, thread_sensitive=False)(
-            f"customer:{self.customer.pk}", *MESSAGE_RATE
-        ):
+        if not await ratelimit.aallow(f"customer:{self.customer.pk}", *MESSAGE_RATE):
             raise RateLimited()
         result = await frame_sync_to_async(services.customer_message_send)(
             widget=self.widget, customer=self.customer, body=body, client_id=client_id

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -138,9 +139,10 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     clients fill gaps from the database by ``seq`` (PROTOCOL.md).
 
     Inside the ASGI server (a sync function called from the event loop, as consumers and
-    views do), the sends are handed to the loop and this returns at once: the database
-    thread goes on with the next frame instead of waiting for Redis. Frames to one group keep
-    the order of the commits. Elsewhere (Celery, management commands, sync tests) it sends on
+    views do), the frame is handed to the loop's publisher and this returns at once: the
+    database thread goes on with the next frame instead of waiting for Redis. The publisher
+    sends frames in the order they were handed over (the order of the commits), everything
+    pending in one round trip. Elsewhere (Celery, management commands, sync tests) it sends on
     this process's broadcast loop and waits."""
     layer = get_channel_layer()
     if layer is None:
@@ -149,11 +151,11 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     groups = list(dict.fromkeys(groups))
     loop = _server_loop()
     if loop is not None:
-        loop.call_soon_threadsafe(_schedule_sends, layer, groups, message)
+        loop.call_soon_threadsafe(_publish_later, layer, groups, message)
         return
     # One long-lived loop per process for these sends: a fresh loop per call (async_to_sync)
     # would open new Redis connections every time.
-    future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), _background_loop())
+    future = asyncio.run_coroutine_threadsafe(_send_batch(layer, [(groups, message)]), _background_loop())
     try:
         future.result(timeout=SEND_TIMEOUT)
     except Exception:
@@ -177,12 +179,15 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _background[1]
 
 
-async def _send_all(layer, groups: list[str], message: dict[str, Any]) -> None:
-    for group in groups:
-        try:
+async def _send_batch(layer, sends: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """Frames in order, each to its groups: one pipelined round trip where the layer can
+    (omnichannel.layers), else one group_send after the other."""
+    if hasattr(layer, "group_send_many"):
+        await layer.group_send_many(sends)
+        return
+    for groups, message in sends:
+        for group in groups:
             await layer.group_send(group, message)
-        except Exception:
-            logger.warning("broadcast to %s failed", group, exc_info=True)
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
@@ -199,27 +204,41 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
     return loop if loop is not None and loop.is_running() else None
 
 
-# The last scheduled send per (event loop, group), so the next one to the group waits for it.
-_tails: dict[tuple[int, str], asyncio.Future] = {}
+class _Publisher:
+    """One per event loop: frames waiting to be sent, and the task that sends them."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.pending: list[tuple[list[str], dict[str, Any]]] = []
+        self.task: asyncio.Task | None = None
+
+    def add(self, groups: list[str], message: dict[str, Any]) -> None:
+        self.pending.append((groups, message))
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await _send_batch(self.layer, batch)
+                except Exception:
+                    logger.warning("broadcast of %d frames failed", len(batch), exc_info=True)
+        finally:
+            self.task = None
 
 
-def _schedule_sends(layer, groups: list[str], message: dict[str, Any]) -> None:
-    """On the loop: one task per group, chained behind the previous send to that group."""
-    loop_id = id(asyncio.get_running_loop())
-    for group in groups:
-        key = (loop_id, group)
-        task = asyncio.ensure_future(_send_after(_tails.get(key), layer, group, message))
-        _tails[key] = task
-        task.add_done_callback(lambda done, key=key: _tails.pop(key, None) if _tails.get(key) is done else None)
+_publishers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-async def _send_after(previous: asyncio.Future | None, layer, group: str, message: dict[str, Any]) -> None:
-    if previous is not None and not previous.done():
-        await asyncio.wait([previous])
-    try:
-        await layer.group_send(group, message)
-    except Exception:
-        logger.warning("broadcast to %s failed", group, exc_info=True)
+def _publish_later(layer, groups: list[str], message: dict[str, Any]) -> None:
+    """On the loop: queue the frame behind those handed over before it."""
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(loop)
+    if publisher is None or publisher.layer is not layer:
+        publisher = _publishers[loop] = _Publisher(layer)
+    publisher.add(groups, message)
 
 
 def broadcast_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:

@@ -1,34 +1,60 @@
 """Sliding-window rate limits in Redis, shared by every socket and server process.
 
 A sorted set per key holds the instants of recent hits; a hit is allowed while fewer than
-``limit`` remain within ``window`` seconds. Exact (no fixed-window edge bursts)."""
+``limit`` remain within ``window`` seconds. Exact (no fixed-window edge bursts). One Lua
+script does the whole check in one round trip, atomically; consumers call ``aallow`` on their
+event loop (no thread), everything else ``allow``."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+import weakref
 from functools import lru_cache
 
 import redis
+import redis.asyncio
 from django.conf import settings
+
+SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
+return 1
+"""
+
+
+def _args(key: str, limit: int, window: float) -> tuple[list[str], list]:
+    return [f"omnichannel:rate:{key}"], [time.time(), window, limit, uuid.uuid4().hex]
 
 
 @lru_cache(maxsize=1)
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+def _script():
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5).register_script(SCRIPT)
 
 
 def allow(key: str, limit: int, window: float) -> bool:
-    now = time.time()
-    name = f"omnichannel:rate:{key}"
-    member = uuid.uuid4().hex
-    pipe = _client().pipeline(transaction=True)
-    pipe.zremrangebyscore(name, 0, now - window)
-    pipe.zcard(name)
-    pipe.zadd(name, {member: now})
-    pipe.expire(name, int(window) + 1)
-    _removed, count, _added, _expiry = pipe.execute()
-    if count >= limit:
-        _client().zrem(name, member)  # refused hits do not count
-        return False
-    return True
+    keys, args = _args(key, limit, window)
+    return bool(_script()(keys=keys, args=args))
+
+
+_async_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_script():
+    """One client per event loop (a client's connections belong to the loop that opened them)."""
+    loop = asyncio.get_running_loop()
+    script = _async_scripts.get(loop)
+    if script is None:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        script = _async_scripts[loop] = client.register_script(SCRIPT)
+    return script
+
+
+async def aallow(key: str, limit: int, window: float) -> bool:
+    keys, args = _args(key, limit, window)
+    return bool(await _async_script()(keys=keys, args=args))

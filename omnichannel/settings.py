@@ -137,7 +137,7 @@ REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.process_url()
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "omnichannel.layers.PubSubChannelLayer",
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which races the layer's
             # 5 s blocking BZPOPMIN: an idle consumer would die. Give reads more room.

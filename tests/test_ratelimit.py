@@ -29,3 +29,13 @@ def test_refused_hits_do_not_extend_the_ban():
             clock.shift(0.5)
         clock.shift(3)
         assert ratelimit.allow(key, 1, 5)
+
+
+async def test_the_event_loop_version_counts_the_same_hits():
+    """Sockets check on their event loop (aallow); the count is the one every process shares."""
+    key = uuid.uuid4().hex
+    with time_machine.travel(3_000_000.0, tick=False):
+        assert await ratelimit.aallow(key, 2, 10)
+        assert ratelimit.allow(key, 2, 10)
+        assert not await ratelimit.aallow(key, 2, 10)
+        assert not ratelimit.allow(key, 2, 10)
