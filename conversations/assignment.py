@@ -43,24 +43,33 @@ def eligible_agent_ids(conversation: Conversation, now: datetime) -> list[int]:
     return [row[0] for row in free]
 
 
-def _lock_if_still_eligible(agent_id: int, conversation: Conversation, now: datetime) -> Agent | None:
-    agent = Agent.objects.select_for_update(of=("self",)).select_related("user").get(pk=agent_id)
-    workstream = conversation.workstream
-    if agent.presence not in workstream.allowed_presences:
-        return None
-    if not agent.queues.filter(pk=conversation.queue_id).exists():
-        return None
-    if agent.capacity - capacity_used([agent.pk], now)[agent.pk] < workstream.capacity_units:
-        return None
-    return agent
+BATCH = 50  # conversations assigned per transaction
 
 
-def assign_next(queue_id: int, *, skip_workstreams: set[int]) -> tuple[bool, int | None]:
-    """Assign the first conversation of the queue that can be assigned now.
+def _rank(
+    agents: list[Agent], used: dict[int, int], units: int, method: str, cursor: int, now: datetime
+) -> list[Agent]:
+    """``eligible_agent_ids``' order, over agents already locked and loaded."""
+    free = [agent for agent in agents if agent.capacity - used[agent.pk] >= units]
+    if method == AssignmentMethod.ROUND_ROBIN:
+        free.sort(key=lambda agent: agent.pk)
+        return [a for a in free if a.pk > cursor] + [a for a in free if a.pk <= cursor]
+    free.sort(
+        key=lambda a: (-(a.capacity - used[a.pk]), a.last_assigned_at is not None, a.last_assigned_at or now, a.pk)
+    )
+    return free
 
-    Returns (assigned, blocked_workstream_id): ``(False, ws)`` when the head conversation of
-    workstream ``ws`` has no eligible agent (its followers have none either), ``(False, None)``
-    when nothing is left to try."""
+
+def assign_batch(queue_id: int, *, skip_workstreams: set[int], size: int = BATCH) -> tuple[int, set[int], int]:
+    """Assign the first conversations of the queue that can be assigned now, up to ``size``,
+    in one transaction. Returns (assigned, workstreams whose head found no eligible agent,
+    conversations looked at); nothing looked at means nothing is left to try.
+
+    Locks: the conversations (skipping those another worker holds; waiting for the head when
+    only held ones are left), then the queue (one assignment batch per queue at a time, so a
+    second worker ranks agents with the first one's assignments counted), then every agent of
+    the queue in id order. Ranking happens under those locks, counting this batch's own
+    assignments as it goes: no agent goes over capacity."""
     now = timezone.now()
     with transaction.atomic():
         line = (
@@ -69,31 +78,52 @@ def assign_next(queue_id: int, *, skip_workstreams: set[int]) -> tuple[bool, int
             .exclude(workstream_id__in=skip_workstreams)
             .order_by("queued_at", "pk")
         )
-        # Skip rows another worker is assigning, so concurrent drains work side by side...
-        conversation = line.select_for_update(of=("self",), skip_locked=True).first()
-        if conversation is None:
-            # ...but when only locked rows are left (a customer writing into one, another
-            # worker assigning it), wait for them rather than leave them to the minute sweep.
-            # PostgreSQL re-checks the row after the wait, so one assigned meanwhile drops out.
-            conversation = line.select_for_update(of=("self",)).first()
-        if conversation is None:
-            return False, None
-        if not conversation.queue.is_open(now):
-            return False, None
-        round_robin = conversation.workstream.assignment_method == AssignmentMethod.ROUND_ROBIN
-        # One assignment per queue at a time: a second worker waits here, then ranks the agents
-        # with the first one's assignment counted (otherwise both would pick the same "most
-        # free" agent). The agent row locks alone only prevent going over capacity.
-        conversation.queue = Queue.objects.select_for_update().get(pk=queue_id)
-        for agent_id in eligible_agent_ids(conversation, now):
-            agent = _lock_if_still_eligible(agent_id, conversation, now)
-            if agent is None:
+        conversations = list(line.select_for_update(of=("self",), skip_locked=True)[:size])
+        if not conversations:
+            # Only locked rows are left (a customer writing into one, another worker assigning
+            # it): wait for the head rather than leave it to the minute sweep. PostgreSQL
+            # re-checks the row after the wait, so one assigned meanwhile drops out.
+            conversations = list(line.select_for_update(of=("self",))[:1])
+        if not conversations:
+            return 0, set(), 0
+        queue = Queue.objects.select_for_update().get(pk=queue_id)
+        if not queue.is_open(now):
+            return 0, set(), 0
+        agents = list(
+            Agent.objects.select_for_update(of=("self",)).select_related("user").filter(queues=queue_id).order_by("pk")
+        )
+        used = capacity_used([agent.pk for agent in agents], now)
+        cursor = queue.round_robin_cursor or 0
+        pairs: list[tuple[Conversation, Agent]] = []
+        blocked: set[int] = set()
+        for conversation in conversations:
+            workstream = conversation.workstream
+            if workstream.pk in blocked:
+                continue  # its head found no agent; nor will the ones behind it
+            conversation.queue = queue
+            allowed = set(workstream.allowed_presences)
+            ranked = _rank(
+                [agent for agent in agents if agent.presence in allowed],
+                used,
+                workstream.capacity_units,
+                workstream.assignment_method,
+                cursor,
+                now,
+            )
+            if not ranked:
+                blocked.add(workstream.pk)
                 continue
-            services.conversation_assign_locked(conversation, agent, now)
-            if round_robin:
-                Queue.objects.filter(pk=queue_id).update(round_robin_cursor=agent.pk)
-            return True, None
-        return False, conversation.workstream_id
+            agent = ranked[0]
+            pairs.append((conversation, agent))
+            used[agent.pk] += workstream.capacity_units
+            agent.last_assigned_at = now
+            if workstream.assignment_method == AssignmentMethod.ROUND_ROBIN:
+                cursor = agent.pk
+        if pairs:
+            services.conversations_assign_locked(pairs, now, used)
+            if cursor != (queue.round_robin_cursor or 0):
+                Queue.objects.filter(pk=queue_id).update(round_robin_cursor=cursor)
+    return len(pairs), blocked, len(conversations)
 
 
 def drain_queue(queue_id: int, *, limit: int = 10_000) -> int:
@@ -101,13 +131,13 @@ def drain_queue(queue_id: int, *, limit: int = 10_000) -> int:
     assigned = 0
     blocked: set[int] = set()
     while assigned < limit:
-        done, blocked_workstream = assign_next(queue_id, skip_workstreams=blocked)
-        if done:
-            assigned += 1
-            continue
-        if blocked_workstream is None:
+        done, newly_blocked, looked_at = assign_batch(
+            queue_id, skip_workstreams=blocked, size=min(BATCH, limit - assigned)
+        )
+        assigned += done
+        blocked |= newly_blocked
+        if not looked_at or not (done or newly_blocked):
             break
-        blocked.add(blocked_workstream)
     if assigned or blocked:
         services.queue_positions_notify(queue_id=queue_id)
     return assigned

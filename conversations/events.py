@@ -9,6 +9,7 @@ workstream: all tabs see the current conversation and the next one), ``agent.<id
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
@@ -95,16 +96,15 @@ def conversation_object(conversation: Conversation, *, for_agent: bool = False) 
     return data
 
 
-def agent_object(agent, now=None) -> dict[str, Any]:
-    """As ``GET /api/v1/agent/me/``."""
+def agent_object(agent, now=None, used: int | None = None) -> dict[str, Any]:
+    """As ``GET /api/v1/agent/me/`` (``used``: the capacity in use, when the caller counted it)."""
     from conversations.selectors import agent_capacity
 
-    return {
-        "id": agent.pk,
-        "name": agent.display_name,
-        "presence": agent.presence,
-        "capacity": agent_capacity(agent, now),
-    }
+    if used is None:
+        capacity = agent_capacity(agent, now)
+    else:
+        capacity = {"total": agent.capacity, "used": used, "available": max(agent.capacity - used, 0)}
+    return {"id": agent.pk, "name": agent.display_name, "presence": agent.presence, "capacity": capacity}
 
 
 # --- Frames ---------------------------------------------------------------------------------------
@@ -122,9 +122,9 @@ def notification_frame(kind: str, conversation_id: int) -> dict[str, Any]:
     return {"type": "notification", "kind": kind, "conversation_id": conversation_id}
 
 
-def agent_frame(agent, now=None) -> dict[str, Any]:
+def agent_frame(agent, now=None, used: int | None = None) -> dict[str, Any]:
     """Addition to PROTOCOL.md: an agent's presence or capacity changed."""
-    return {"type": "agent", "agent": agent_object(agent, now)}
+    return {"type": "agent", "agent": agent_object(agent, now, used)}
 
 
 def typing_frame(conversation_id: int, sender: str) -> dict[str, Any]:
@@ -138,29 +138,39 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     """Send a frame to channel-layer groups. The layer is not a delivery guarantee:
     clients fill gaps from the database by ``seq`` (PROTOCOL.md).
 
-    Inside the ASGI server (a sync function called from the event loop, as consumers and
-    views do), the frame is handed to the loop's publisher and this returns at once: the
-    database thread goes on with the next frame instead of waiting for Redis. The publisher
-    sends frames in the order they were handed over (the order of the commits), everything
-    pending in one round trip. Elsewhere (Celery, management commands, sync tests) it sends on
-    this process's broadcast loop and waits."""
+    The frame is handed to an event loop's publisher and this returns at once: the database
+    thread goes on with its next piece of work instead of waiting for Redis. The publisher sends
+    frames in the order they were handed over (the order of the commits), everything pending in
+    one round trip. Inside the ASGI server (a sync function called from the event loop, as
+    consumers and views do) that is the server's loop; elsewhere (Celery, management commands,
+    sync tests) this process's broadcast loop, which ``flush`` waits for (after each Celery
+    task and at exit)."""
     layer = get_channel_layer()
     if layer is None:
         return
     message = {"type": "broadcast", "frame": frame}
     groups = list(dict.fromkeys(groups))
-    loop = _server_loop()
-    if loop is not None:
-        loop.call_soon_threadsafe(_publish_later, layer, groups, message)
+    loop = _server_loop() or _background_loop()
+    loop.call_soon_threadsafe(_publish_later, layer, groups, message)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Wait until this process's broadcast loop has sent every frame handed to it (the end of a
+    Celery task, the exit of a command). Frames sent from the server's own loop need none."""
+    if _background is None or _background[0] != os.getpid():
         return
-    # One long-lived loop per process for these sends: a fresh loop per call (async_to_sync)
-    # would open new Redis connections every time.
-    future = asyncio.run_coroutine_threadsafe(_send_batch(layer, [(groups, message)]), _background_loop())
+    future = asyncio.run_coroutine_threadsafe(_drained(), _background[1])
     try:
-        future.result(timeout=SEND_TIMEOUT)
+        future.result(timeout=timeout or SEND_TIMEOUT)
     except Exception:
         future.cancel()
-        logger.warning("broadcast to %s failed", groups, exc_info=True)
+        logger.warning("frames still unsent after %s s", timeout or SEND_TIMEOUT, exc_info=True)
+
+
+async def _drained() -> None:
+    publisher = _publishers.get(asyncio.get_running_loop())
+    while publisher is not None and publisher.task is not None:
+        await asyncio.shield(publisher.task)
 
 
 SEND_TIMEOUT = 10.0
@@ -176,6 +186,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="broadcast-loop", daemon=True).start()
             _background = (os.getpid(), loop)
+            atexit.register(flush)
         return _background[1]
 
 
@@ -269,8 +280,8 @@ def publish_conversation(conversation: Conversation, *, previous_agent_id: int |
     broadcast_on_commit(agent_groups, conversation_frame(conversation, for_agent=True))
 
 
-def publish_agent(agent, now=None) -> None:
-    broadcast_on_commit([agent_group(agent.pk), SUPERVISORS_GROUP], agent_frame(agent, now))
+def publish_agent(agent, now=None, used: int | None = None) -> None:
+    broadcast_on_commit([agent_group(agent.pk), SUPERVISORS_GROUP], agent_frame(agent, now, used))
 
 
 def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from conversations.models import (
 from conversations.selectors import capacity_used
 from workstreams.models import AutomatedMessageKind as Kind
 from workstreams.models import ChatWidget, DistributionMode, Queue
-from workstreams.selectors import automated_message_text
+from workstreams.selectors import automated_message
 
 logger = logging.getLogger(__name__)
 
@@ -127,35 +127,56 @@ def _append(
 ) -> Message:
     """Add a message with the next ``seq``; the conversation row is locked by the caller,
     and the caller saves ``last_seq`` with the rest of its changes."""
-    conversation.last_seq += 1
-    message = Message.objects.create(
-        conversation=conversation,
-        seq=conversation.last_seq,
-        sender=sender,
-        agent=agent,
-        author=author,
-        kind=kind,
-        body=body,
-        client_id=client_id,
-        created_at=now,
+    message = _next_message(
+        conversation, now, sender=sender, body=body, kind=kind, agent=agent, author=author, client_id=client_id
     )
-    message.conversation = conversation
+    message.save(force_insert=True)
     events.publish_message(message)
     return message
 
 
-def _system(conversation: Conversation, now: datetime, kind: str, **values: object) -> Message:
-    text = automated_message_text(conversation.workstream, kind, conversation.language, **values)
-    return _append(conversation, now, sender=Sender.SYSTEM, body=text, kind=kind)
+def _next_message(conversation: Conversation, now: datetime, **fields: object) -> Message:
+    """The conversation's next message (``seq``), not saved yet."""
+    conversation.last_seq += 1
+    return Message(conversation=conversation, seq=conversation.last_seq, created_at=now, **fields)
 
 
-def _save(conversation: Conversation, *, previous_agent_id: int | None = None, publish: bool = True) -> None:
+def _system(
+    conversation: Conversation, now: datetime, kind: str, *, templates: dict | None = None, **values: object
+) -> Message:
+    """An automated message; ``templates`` caches the message rows across one batch."""
+    body = _template(conversation, kind, templates).render(**values)
+    return _append(conversation, now, sender=Sender.SYSTEM, body=body, kind=kind)
+
+
+def _template(conversation: Conversation, kind: str, templates: dict | None):
+    key = (conversation.workstream_id, kind, conversation.language)
+    template = templates.get(key) if templates is not None else None
+    if template is None:
+        template = automated_message(conversation.workstream, kind, conversation.language)
+        if templates is not None:
+            templates[key] = template
+    return template
+
+
+def _save(
+    conversation: Conversation,
+    *,
+    previous_agent_id: int | None = None,
+    publish: bool = True,
+    queues_touched: set[int] | None = None,
+) -> None:
+    """Save and publish; the waiting counts of the queues the change touched are published
+    after the commit, or gathered in ``queues_touched`` by a caller that saves several."""
     conversation.save()
     if publish:
         events.publish_conversation(conversation, previous_agent_id=previous_agent_id)
     touched = conversation.__dict__.pop("_queues_touched", None)
     if touched:
-        events.publish_queue_waiting(touched)
+        if queues_touched is not None:
+            queues_touched.update(touched)
+        else:
+            events.publish_queue_waiting(touched)
 
 
 def _check_agent(conversation: Conversation, agent: Agent) -> None:
@@ -198,13 +219,19 @@ def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
     now = now or timezone.now()
     agent = _locked_agent(agent_id)
     if agent.presence_auto and agent.presence in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
-        used = capacity_used([agent.pk], now)[agent.pk]
-        presence = Presence.AVAILABLE if used == 0 else Presence.BUSY_DND if used >= agent.capacity else Presence.BUSY
-        if presence != agent.presence:
-            agent.presence = presence
-            agent.save(update_fields=["presence"])
-            events.publish_agent(agent, now)
+        _follow_capacity(agent, capacity_used([agent.pk], now)[agent.pk], now)
     return agent
+
+
+def _follow_capacity(agent: Agent, used: int, now: datetime) -> None:
+    """``sync_presence`` for an agent locked by the caller, who knows its capacity in use."""
+    if not agent.presence_auto or agent.presence not in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
+        return
+    presence = Presence.AVAILABLE if used == 0 else Presence.BUSY_DND if used >= agent.capacity else Presence.BUSY
+    if presence != agent.presence:
+        agent.presence = presence
+        agent.save(update_fields=["presence"])
+        events.publish_agent(agent, now, used)
 
 
 # --- Customer side --------------------------------------------------------------------------------
@@ -494,27 +521,64 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
 
 
 def _assign(conversation: Conversation, agent: Agent, now: datetime) -> None:
-    previous = conversation.agent_id
-    _move(conversation, Status.ACTIVE)
-    conversation.agent = agent
-    conversation.agent_read_seq = 0  # a new agent has read nothing yet
-    conversation.assigned_at = now
-    conversation.first_assigned_at = conversation.first_assigned_at or now
-    conversation.queued_at = None
-    conversation.returned_at = None
-    conversation.waiting_since = None
-    conversation.last_activity_at = now
-    agent.last_assigned_at = now
-    agent.save(update_fields=["last_assigned_at"])
-    _system(conversation, now, Kind.AGENT_JOINED, agent_name=agent.display_name)
-    _save(conversation, previous_agent_id=previous)
-    events.publish_notification(agent.pk, "assigned", conversation.pk)
-    sync_presence(agent.pk, now)
+    _assign_all([(conversation, agent)], now)
+
+
+def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: dict[int, int] | None = None) -> None:
+    """Each conversation to its agent (all locked by the caller); then, once per agent, its last
+    assignment time and its presence (from ``used``, the agents' capacity in use after these
+    assignments, when the caller counted it under the locks), and once per queue, the waiting
+    count."""
+    templates: dict = {}
+    queues_touched: set[int] = set()
+    agents: dict[int, Agent] = {}
+    joined: list[tuple[Conversation, int | None, Message]] = []
+    for conversation, agent in pairs:
+        previous = conversation.agent_id
+        _move(conversation, Status.ACTIVE)
+        conversation.agent = agent
+        conversation.agent_read_seq = 0  # a new agent has read nothing yet
+        conversation.assigned_at = now
+        conversation.first_assigned_at = conversation.first_assigned_at or now
+        conversation.queued_at = None
+        conversation.returned_at = None
+        conversation.waiting_since = None
+        conversation.last_activity_at = now
+        template = _template(conversation, Kind.AGENT_JOINED, templates)
+        body = template.render(agent_name=agent.display_name)
+        joined.append(
+            (
+                conversation,
+                previous,
+                _next_message(conversation, now, sender=Sender.SYSTEM, body=body, kind=Kind.AGENT_JOINED),
+            )
+        )
+        agents[agent.pk] = agent
+    Message.objects.bulk_create([message for _, _, message in joined])  # one INSERT for the batch
+    for conversation, previous, message in joined:
+        events.publish_message(message)
+        _save(conversation, previous_agent_id=previous, queues_touched=queues_touched)
+        events.publish_notification(conversation.agent_id, "assigned", conversation.pk)
+    for agent in agents.values():
+        agent.last_assigned_at = now
+        agent.save(update_fields=["last_assigned_at"])
+        if used is not None:
+            _follow_capacity(agent, used[agent.pk], now)
+        else:
+            sync_presence(agent.pk, now)
+    if queues_touched:
+        events.publish_queue_waiting(queues_touched)
 
 
 def conversation_assign_locked(conversation: Conversation, agent: Agent, now: datetime) -> None:
     """Push assignment by conversations.assignment, which holds the locks."""
     _assign(conversation, agent, now)
+
+
+def conversations_assign_locked(pairs: list[tuple[Conversation, Agent]], now: datetime, used: dict[int, int]) -> None:
+    """Push assignment of a batch (conversations.assignment holds the locks of every
+    conversation and agent in it, and counted ``used``, their capacity in use after it)."""
+    _assign_all(pairs, now, used)
 
 
 def conversation_pick(*, conversation_id: int, agent: Agent) -> Conversation:

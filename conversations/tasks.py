@@ -6,10 +6,20 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import task_postrun
 from django.db.models import Avg, DurationField, ExpressionWrapper, F
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
+
+
+@task_postrun.connect
+def send_the_tasks_frames(**_kwargs) -> None:
+    """A task's frames go out in batches while it runs (conversations.events); it is not done
+    until they are sent."""
+    from conversations import events
+
+    events.flush()
 
 
 def enqueue_drain(queue_ids: list[int], countdown: float | None = None) -> None:

@@ -12,6 +12,11 @@ from workstreams.models import AutomatedMessage, Workstream
 def automated_message_text(workstream: Workstream, kind: str, language: str, **values: object) -> str:
     """The text of an automated message in ``language``: the workstream's override, else the
     global default, else the default of the site's default language."""
+    return automated_message(workstream, kind, language).render(**values)
+
+
+def automated_message(workstream: Workstream, kind: str, language: str) -> AutomatedMessage:
+    """The automated message ``automated_message_text`` renders (one query)."""
     fallback = settings.LANGUAGE_CODE
     candidates = (
         AutomatedMessage.objects.filter(kind=kind, language__in={language, fallback})
@@ -32,4 +37,4 @@ def automated_message_text(workstream: Workstream, kind: str, language: str, **v
         texts = DEFAULT_MESSAGES.get(kind, {})
         text = texts.get(language) or texts.get(fallback) or kind.replace("_", " ").capitalize() + "."
         message = AutomatedMessage(kind=kind, language=language, text=text)
-    return message.render(**values)
+    return message

@@ -169,6 +169,46 @@ def test_round_robin_rotates_through_the_queues_agents(live, queue):
     assert assigned == ids + ids
 
 
+def test_one_drain_fills_every_agent_counting_its_own_assignments(live, queue):
+    """A drain assigns in batches; within a batch each assignment counts for the next ranking."""
+    conversations = [
+        say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation for _ in range(7)
+    ]
+    agents = [AgentFactory(user__username=f"a{i}", capacity=100) for i in range(3)]  # 2 conversations each
+    queue.agents.add(*agents)
+    assert drain_queues() == 6
+    loads = sorted(Conversation.objects.filter(status=Status.ACTIVE).values_list("agent_id", flat=True))
+    assert loads == sorted([agent.pk for agent in agents] * 2)
+    assert refresh(conversations[-1]).status == Status.OPEN  # first in, first out: the last one waits
+    assert [a.presence for a in type(agents[0]).objects.filter(pk__in=[a.pk for a in agents])] == [
+        Presence.BUSY_DND
+    ] * 3
+
+
+def test_round_robin_rotates_within_one_drain(live, queue):
+    live.workstream.assignment_method = "round_robin"
+    live.workstream.save()
+    conversations = [
+        say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation for _ in range(6)
+    ]
+    agents = [AgentFactory(user__username=f"rr{i}", capacity=1000) for i in range(3)]
+    queue.agents.add(*agents)
+    drain_queues()
+    ids = sorted(agent.pk for agent in agents)
+    assert [refresh(c).agent_id for c in conversations] == ids + ids
+
+
+def test_draining_costs_a_few_statements_per_conversation_not_a_dozen(live, queue, django_assert_max_num_queries):
+    """2,000 queued conversations must be assigned within seconds (docs/benchmark.md): a batch
+    takes one statement per conversation and two per agent, plus a fixed few."""
+    for _ in range(40):
+        say(live, CustomerFactory(authentication_setting=None, widget=live))
+    agents = [AgentFactory(user__username=f"b{i}", capacity=1000) for i in range(10)]
+    queue.agents.add(*agents)
+    with django_assert_max_num_queries(40 + 2 * 10 + 20):
+        assert drain_queues() == 40
+
+
 def test_queues_are_served_in_priority_order_and_first_in_first_out(queue):
     urgent = QueueFactory(name="Urgent", priority=1)
     normal = QueueFactory(name="Normal", priority=5)

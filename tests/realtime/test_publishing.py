@@ -30,10 +30,18 @@ async def test_frames_from_database_threads_arrive_once_each_and_in_commit_order
 
 
 async def test_a_frame_sent_outside_the_server_reaches_the_group():
-    """Celery and management commands send on the process's broadcast loop and wait."""
+    """Celery and management commands hand frames to the process's broadcast loop; flush (after
+    every Celery task, and at exit) returns once they are sent."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add("outside", channel)
-    await asyncio.to_thread(events.send_now, ["outside"], {"type": "test", "n": 1})
-    assert (await asyncio.wait_for(layer.receive(channel), 5))["frame"] == {"type": "test", "n": 1}
+
+    def task():
+        for n in range(50):
+            events.send_now(["outside"], {"type": "test", "n": n})
+        events.flush()
+
+    await asyncio.to_thread(task)
+    received = [(await asyncio.wait_for(layer.receive(channel), 5))["frame"]["n"] for _ in range(50)]
+    assert received == list(range(50))
     await layer.group_discard("outside", channel)
