@@ -103,6 +103,25 @@ def test_staff_see_every_conversation(conversation):
     assert client.get(A + f"conversations/{conversation.pk}/messages/").json()["messages"][0]["body"] == "Hi"
 
 
+def test_a_page_of_history_is_four_small_queries_without_joins(as_agent, alice, conversation):
+    """History is read often (every open conversation, every scroll): token, agent, a visibility
+    check that reads no row (only the rule's own join), the page."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = as_agent(alice)
+    url = A + f"conversations/{conversation.pk}/messages/?limit=50"
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200 and response.json()["messages"]
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len(sql) <= 4, sql
+    visibility = [q for q in sql if 'FROM "conversations_conversation"' in q]
+    assert len(visibility) == 1 and visibility[0].startswith("SELECT 1 AS"), visibility
+    assert not [q for q in sql if '"conversations_customer"' in q or '"workstreams_queue"' in q], sql
+
+
 def test_agent_messages_are_sent_idempotently(as_agent, alice, conversation):
     url = A + f"conversations/{conversation.pk}/messages/"
     first = as_agent(alice).post(url, {"client_id": "a1", "body": "Hello"}, format="json")
