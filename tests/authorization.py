@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from agents.models import Presence
 from conversations import services
 from conversations.authentication import issue_visitor_token
-from conversations.models import Conversation
+from conversations.models import Conversation, Status
 from tests.factories import (
     AgentFactory,
     AuthenticationSettingFactory,
@@ -94,14 +94,14 @@ def build_world() -> World:
     visitor_token = issue_visitor_token(live)
 
     conversation = services.customer_message_send(widget=persistent, customer=carol, body=SECRET_A).conversation
-    services.conversation_assign(conversation_id=conversation.pk, agent=agent)
+    _assign(conversation, agent)
     services.agent_message_send(conversation_id=conversation.pk, agent=agent, body="Hello Carol")
 
     from conversations.authentication import authenticate_customer
 
     visitor = authenticate_customer(live, visitor_token)
     visitor_conversation = services.customer_message_send(widget=live, customer=visitor, body=SECRET_VISITOR)
-    services.conversation_assign(conversation_id=visitor_conversation.conversation.pk, agent=agent)
+    _assign(visitor_conversation.conversation, agent)
 
     return World(
         persistent=persistent,
@@ -118,6 +118,16 @@ def build_world() -> World:
             CUSTOMER_B: customer_token(setting, sub="dave"),
         },
     )
+
+
+def _assign(conversation: Conversation, agent) -> None:
+    """Assigned to ``agent``: by the push drain when on-commit callbacks run (a transactional
+    test), else here."""
+    conversation.refresh_from_db()
+    if conversation.status == Status.OPEN:
+        services.conversation_assign(conversation_id=conversation.pk, agent=agent)
+    conversation.refresh_from_db()
+    assert conversation.agent_id == agent.pk
 
 
 def leaks(role: str, text: str) -> list[str]:
