@@ -231,6 +231,10 @@ def _transfer_target(request: HttpRequest) -> tuple[Agent | None, Queue | None]:
 @agent_required
 def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     raw = request.POST.get("seq", "")
+    if not Conversation.objects.filter(pk=pk, agent=request.agent).exists():
+        # Someone else's conversation does not exist for this agent (as everywhere else), rather
+        # than a 204 that did nothing.
+        raise Http404(_("No such conversation in your inbox."))
     if not raw.isdigit():
         return HttpResponse(_("seq must be a non-negative integer"), status=400)
     services.conversation_mark_read(conversation_id=pk, agent=request.agent, seq=int(raw))

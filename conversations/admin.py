@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from agents.models import Agent
-from conversations import services
+from conversations import privacy, services
 from conversations.errors import DomainError
 from conversations.models import Conversation, Customer, Message, Status
 
@@ -209,9 +215,88 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ["display_name", "email", "external_id", "authentication_setting", "widget", "context", "created_at"]
     readonly_fields = fields
     inlines = [ConversationInline]
+    actions = ["export_data", "erase"]
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.is_active and request.user.is_staff
+
+    def has_export_permission(self, request) -> bool:
+        """A bulk download of personal data: only for users granted "view customer" (and
+        superusers), not for every staff supervisor who may look at one customer."""
+        return request.user.is_active and request.user.has_perm("conversations.view_customer")
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.is_active and request.user.has_perm("conversations.delete_customer")
+
+    @staticmethod
+    def _actor(request: HttpRequest) -> str:
+        return f"admin:{request.user.get_username()}"
+
+    @admin.action(description=_("Export selected customers' data (JSON)"), permissions=["export"])
+    def export_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse:
+        """Privacy request (access, portability): the customers and their whole history as one
+        JSON download (conversations.privacy)."""
+        document = privacy.customers_export(customers=list(queryset), actor=self._actor(request))
+        response = HttpResponse(
+            json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2),
+            content_type="application/json; charset=utf-8",
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="customer-export-{stamp}.json"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description=_("Erase selected customers and all their conversations"), permissions=["erase"])
+    def erase(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:
+        """Privacy request (erasure), shaped like Django's delete_selected: a confirmation page
+        that says what goes, then one service call per customer (conversations.privacy)."""
+        plans = [privacy.erasure_plan(customer) for customer in queryset.select_related("authentication_setting")]
+        if request.POST.get("post") and plans:
+            close_ongoing = bool(request.POST.get("close_ongoing"))
+            erased = 0
+            for plan in plans:
+                try:
+                    result = privacy.customer_erase(
+                        customer_id=plan.customer.pk, actor=self._actor(request), close_ongoing=close_ongoing
+                    )
+                except DomainError as exc:
+                    self.message_user(
+                        request,
+                        _("Customer #%(id)s was not erased: %(reason)s")
+                        % {"id": plan.customer.pk, "reason": exc.detail},
+                        messages.WARNING,
+                    )
+                    continue
+                LogEntry.objects.create(
+                    user_id=request.user.pk,
+                    content_type=ContentType.objects.get_for_model(Customer),
+                    object_id=str(result.customer_id),
+                    object_repr=f"customer #{result.customer_id}",  # not the name: the audit keeps no personal data
+                    action_flag=DELETION,
+                    change_message=f"Erased on a privacy request: {result.conversations} conversation(s), "
+                    f"{result.messages} message(s).",
+                )
+                erased += 1
+            if erased:
+                self.message_user(
+                    request,
+                    ngettext("Erased %(n)d customer.", "Erased %(n)d customers.", erased) % {"n": erased},
+                    messages.SUCCESS,
+                )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/conversations/erase_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Erase customers?"),
+                "plans": plans,
+                "ongoing": any(plan.ongoing for plan in plans),
+                "queryset": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @admin.display(boolean=True, description=_("authenticated"))
     def authenticated_display(self, obj: Customer) -> bool:

@@ -98,3 +98,13 @@ class BadFrame(DomainError):
 class Unavailable(DomainError):
     code, status = "unavailable", 503
     default_detail = _("A service is unavailable; retry later.")
+
+
+class ConversationsOngoing(DomainError):
+    """Addition to PROTOCOL.md (admin and management commands only): a customer with a
+    conversation that is not closed yet cannot be erased unless it is closed first."""
+
+    code, status = "conversation_ongoing", 409
+    default_detail = _(
+        "The customer has conversations that are not closed yet. Close them first, or ask for them to be closed."
+    )

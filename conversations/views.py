@@ -145,12 +145,13 @@ def widget_demo(request: HttpRequest, widget_key: str) -> HttpResponse:
     setting = widget.authentication_setting
     token = ""
     customer = ""
-    token_source = "none"  # none (anonymous widget), demo (signed here), query (?token=), missing
+    # none (anonymous widget), demo (signed here), missing (the page's script takes one from the
+    # address after "#token=": a fragment never reaches a server, so no log or Referer holds it;
+    # a "?token=" in the query is ignored, never echoed).
+    token_source = "none"
     if setting is not None:
         customer = _demo_customer(request)
-        if request.GET.get("token"):
-            token, token_source = request.GET["token"].strip(), "query"
-        elif setting.name == DEMO_SETTING_NAME and _may_mint_demo_tokens(request):
+        if setting.name == DEMO_SETTING_NAME and _may_mint_demo_tokens(request):
             token = demo_token(customer, name=customer.replace("-", " ").title())
             token_source = "demo"
         else:

@@ -16,6 +16,7 @@ from workstreams.models import AuthenticationSetting, KeyAlgorithm
 ALLOWED_ALGORITHMS = (KeyAlgorithm.RS256.value, KeyAlgorithm.ES256.value)
 LEEWAY = timedelta(seconds=30)
 MAX_TOKEN_LENGTH = 8192
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class InvalidToken(Exception):
@@ -68,5 +69,10 @@ def verify_customer_token(setting: AuthenticationSetting, token: str) -> dict[st
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip() or len(sub) > 255 or "\x00" in sub:
             raise InvalidToken("bad sub")
+        for name in TIME_CLAIMS:
+            # RFC 7519 NumericDate: a JSON number. PyJWT also reads "1767225600" (a string).
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidToken(f"{name} is not a number")
         return claims
     raise InvalidToken("bad signature") from last_error

@@ -315,6 +315,21 @@ def test_marking_read_only_moves_forward_and_only_for_my_conversations(alice_cli
     assert conversation.agent_read_seq == 0
 
 
+def test_marking_someone_elses_conversation_read_is_not_found(client, alice, bob, live, commit):
+    """Found by the authorization matrix: it answered 204 (and did nothing) where every other
+    path says the conversation does not exist."""
+    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    with commit():
+        conversation = start(live)
+    conversation.refresh_from_db()
+    assert conversation.agent_id == alice.pk
+    client.force_login(bob.user)
+    response = client.post(reverse("agents:mark-read", args=[conversation.pk]), {"seq": "1"})
+    assert response.status_code == 404
+    missing = client.post(reverse("agents:mark-read", args=[conversation.pk + 1000]), {"seq": "1"})
+    assert missing.status_code == 404
+
+
 @pytest.mark.parametrize("language, expected", [("en", "Customer returned"), ("da", "Kunden er vendt tilbage")])
 def test_the_inbox_speaks_english_and_danish(alice_client, language, expected):
     html = alice_client.get(reverse("agents:inbox"), HTTP_ACCEPT_LANGUAGE=language).content.decode()

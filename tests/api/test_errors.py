@@ -17,7 +17,7 @@ from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from conversations import services
-from tests.keys import public_pem, rsa_key
+from tests.keys import ec_key, public_pem, rsa_key
 from tests.realtime.conftest import Socket, customer_token
 
 W = "/api/v1/widget/{}/conversation/"
@@ -42,7 +42,37 @@ def _attacks(setting):
     )
     header, _, signature = jwt.encode(_claims(setting), rsa_key(), algorithm="RS256").split(".")
     tampered = f"{header}.{_b64(json.dumps(_claims(setting, sub='admin')).encode())}.{signature}"
+    valid = jwt.encode(_claims(setting), rsa_key(), algorithm="RS256")
+    header_b64, payload_b64, signature_b64 = valid.split(".")
+    attacker = rsa_key("attacker")
+    attacker_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
+
+    def forged_header(header: dict) -> str:
+        return _b64(json.dumps(header).encode()) + "." + payload_b64
+
     return {
+        "alg-none-uppercase": forged_header({"alg": "NONE", "typ": "JWT"}) + ".",
+        "alg-none-with-a-real-signature": forged_header({"alg": "none", "typ": "JWT"}) + "." + signature_b64,
+        "alg-null": forged_header({"alg": None, "typ": "JWT"}) + "." + signature_b64,
+        "rs512-with-the-site-key": jwt.encode(_claims(setting), rsa_key(), algorithm="RS512"),
+        "ps256-with-the-site-key": jwt.encode(_claims(setting), rsa_key(), algorithm="PS256"),
+        "es256-header-on-an-rsa-site": jwt.encode(_claims(setting), ec_key("attacker"), algorithm="ES256"),
+        "embedded-jwk-of-the-attacker": jwt.encode(
+            _claims(setting), attacker, algorithm="RS256", headers={"jwk": attacker_jwk}
+        ),
+        "jku-pointing-at-the-attacker": jwt.encode(
+            _claims(setting), attacker, algorithm="RS256", headers={"jku": "https://evil.example/jwks.json"}
+        ),
+        "kid-path-traversal": jwt.encode(
+            _claims(setting), rsa_key(), algorithm="RS256", headers={"kid": "../../../../dev/null"}
+        ),
+        "kid-sql-injection": jwt.encode(_claims(setting), rsa_key(), algorithm="RS256", headers={"kid": "' OR '1'='1"}),
+        "signature-stripped": f"{header_b64}.{payload_b64}.",
+        "five-parts-jwe-shape": f"{header_b64}.{payload_b64}.{signature_b64}.x.y",
+        "exp-as-a-string": jwt.encode(_claims(setting, exp=str(int(time.time()) + 300)), rsa_key(), algorithm="RS256"),
+        "no-exp": jwt.encode({k: v for k, v in _claims(setting).items() if k != "exp"}, rsa_key(), algorithm="RS256"),
+        # Signed by the site's own key, but longer than any real token: refused before parsing.
+        "oversized-but-validly-signed": jwt.encode(_claims(setting, pad="x" * 9000), rsa_key(), algorithm="RS256"),
         "alg-none": none,
         "hs256-with-public-key": hs,
         "expired": jwt.encode(_claims(setting, exp=int(time.time()) - 600), rsa_key(), algorithm="RS256"),
@@ -65,6 +95,21 @@ ATTACKS = [
     "other-key",
     "tampered",
     "oversized",
+    "alg-none-uppercase",
+    "alg-none-with-a-real-signature",
+    "alg-null",
+    "rs512-with-the-site-key",
+    "ps256-with-the-site-key",
+    "es256-header-on-an-rsa-site",
+    "embedded-jwk-of-the-attacker",
+    "jku-pointing-at-the-attacker",
+    "kid-path-traversal",
+    "kid-sql-injection",
+    "signature-stripped",
+    "five-parts-jwe-shape",
+    "exp-as-a-string",
+    "no-exp",
+    "oversized-but-validly-signed",
 ]
 
 
@@ -78,7 +123,7 @@ def test_jwt_attacks_are_invalid_token_over_rest(persistent, attack):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("attack", ["alg-none", "hs256-with-public-key", "expired", "other-key"])
+@pytest.mark.parametrize("attack", ATTACKS)
 async def test_jwt_attacks_close_the_socket_with_4401(persistent, attack):
     token = await in_db(lambda: _attacks(persistent.authentication_setting)[attack])()
     s = Socket(f"/ws/widget/{persistent.widget_key}/")
@@ -86,6 +131,48 @@ async def test_jwt_attacks_close_the_socket_with_4401(persistent, attack):
     await s.send({"type": "auth", "token": token})
     assert (await s.next())["code"] == "invalid_token"
     assert await s.closed() == 4401
+
+
+@pytest.fixture
+def audience(persistent):
+    setting = persistent.authentication_setting
+    setting.audience = "omnichannel"
+    setting.save()
+    return setting
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("aud", "status"), [("omnichannel", 200), ("someone-else", 401), (None, 401)])
+def test_the_audience_must_be_the_settings_when_it_names_one_over_rest(persistent, audience, aud, status):
+    claims = _claims(audience, **({"aud": aud} if aud else {}))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + jwt.encode(claims, rsa_key(), algorithm="RS256"))
+    response = client.get(W.format(persistent.widget_key))
+    assert response.status_code == status
+    if status == 401:
+        assert response.json()["code"] == "invalid_token"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_token_for_another_audience_closes_the_socket_with_4401(persistent):
+    setting = await in_db(lambda: persistent.authentication_setting)()
+    setting.audience = "omnichannel"
+    await in_db(setting.save)()
+    s = Socket(f"/ws/widget/{persistent.widget_key}/")
+    assert await s.connect()
+    await s.send({"type": "auth", "token": jwt.encode(_claims(setting, aud="someone-else"), rsa_key(), "RS256")})
+    assert (await s.next())["code"] == "invalid_token"
+    assert await s.closed() == 4401
+
+
+@pytest.mark.django_db
+def test_an_agents_api_token_is_not_a_customer_token(persistent, alice):
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + Token.objects.create(user=alice.user).key)
+    response = client.get(W.format(persistent.widget_key))
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"
 
 
 @pytest.mark.django_db

@@ -77,7 +77,7 @@ def customer_token(widget, sub: str = "carol", name: str = "Carol", minutes: int
 
 def open_demo(page, live_url: str, widget_key: str, token: str | None = None):
     """The demo host page with the launcher opened; returns the panel's frame."""
-    page.goto(f"{live_url}/widget/{widget_key}/demo/" + (f"?token={token}" if token else ""))
+    page.goto(f"{live_url}/widget/{widget_key}/demo/" + (f"#token={token}" if token else ""))
     launcher = page.locator("[data-omnichannel-widget] button.launcher")
     expect(launcher).to_be_visible()
     if launcher.get_attribute("aria-expanded") != "true":
@@ -393,6 +393,37 @@ def test_a_failed_message_is_retried_with_the_same_client_id(live_url, new_page,
 # --- The loader: launcher, unread badge, tokens, keyboard ---------------------------------------------------
 
 
+def test_the_customers_token_is_in_no_request_url_and_no_socket_url(live_url, new_page, persistent, live, alice):
+    """Tokens travel in the Authorization header and the socket's auth frame only: a URL ends up
+    in access logs, proxies and Referer headers. The demo page takes its token after #, which
+    the browser never sends."""
+    token = customer_token(persistent)
+    page = new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda socket: urls.append(socket.url))
+    panel = open_demo(page, live_url, "persistent", token)
+    write(panel, "Hello")
+    sent(panel, "Hello")
+    expect(page.locator("#token-from-address")).to_be_visible()
+    # The anonymous widget's visitor token, too.
+    visitor_page = new_page()
+    visitor_page.on("request", lambda request: urls.append(request.url))
+    visitor_page.on("websocket", lambda socket: urls.append(socket.url))
+    visitor_panel = open_demo(visitor_page, live_url, "live")
+    write(visitor_panel, "Hi")
+    sent(visitor_panel, "Hi")
+    visitor_token = (
+        visitor_page.frame_locator("[data-omnichannel-widget] iframe")
+        .locator("body")
+        .evaluate("() => localStorage.getItem('omnichannel.visitor.live')")
+    )
+    assert any("/ws/widget/persistent/" in url for url in urls) and any("/ws/widget/live/" in url for url in urls)
+    assert any("/api/v1/widget/live/visitor/" in url for url in urls)
+    assert visitor_token
+    assert [url for url in urls if token in url or visitor_token in url] == []
+
+
 def test_the_launcher_counts_unread_messages_while_minimised_and_bodies_stay_text(
     live_url, new_page, persistent, alice
 ):
@@ -422,7 +453,7 @@ def test_the_launcher_counts_unread_messages_while_minimised_and_bodies_stay_tex
 
 def test_keyboard_only_open_write_new_line_send_and_close(live_url, new_page, persistent, alice):
     page = new_page()
-    page.goto(f"{live_url}/widget/persistent/demo/?token={customer_token(persistent)}")
+    page.goto(f"{live_url}/widget/persistent/demo/#token={customer_token(persistent)}")
     launcher = page.locator("[data-omnichannel-widget] button.launcher")
     expect(launcher).to_be_visible()
     launcher.focus()

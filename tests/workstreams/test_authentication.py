@@ -199,3 +199,19 @@ def test_a_token_without_audience_is_refused_when_the_setting_names_one(setting)
 def test_a_sub_the_customer_cannot_be_stored_under_is_refused(setting, sub):
     with pytest.raises(InvalidToken):
         verify_customer_token(setting, sign(claims(sub=sub)))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": lambda: str(int((datetime.now(UTC) + timedelta(minutes=10)).timestamp()))},
+        {"iat": lambda: str(int(datetime.now(UTC).timestamp()))},
+        {"nbf": lambda: str(int(datetime.now(UTC).timestamp()))},
+        {"exp": True},
+    ],
+    ids=["exp-string", "iat-string", "nbf-string", "exp-boolean"],
+)
+def test_time_claims_that_are_not_numbers_are_refused(setting, overrides):
+    """RFC 7519: exp, iat and nbf are JSON numbers; PyJWT alone would read a numeric string."""
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(at_run_time(overrides)))
