@@ -8,6 +8,7 @@ SQLite under ``var/``, an embedded Redis server. Production sets at least ``DEBU
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "django_htmx",
+    "axes",
     "omnichannel",
     "workstreams",
     "agents",
@@ -82,6 +84,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a lockout into its response (omnichannel/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omnichannel.urls"
@@ -178,6 +182,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Login throttling (django-axes) for /accounts/login/ and the admin's login: after
+# AXES_FAILURE_LIMIT failed sign-ins for one username from one address, that pair is locked out
+# for AXES_COOLOFF_MINUTES (429 with Retry-After); a success resets the count. The address is
+# REMOTE_ADDR (uvicorn --proxy-headers puts the client's there behind a proxy), never a header
+# the client could forge. Attempts live in the database: every process sees them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "omnichannel.lockout.lockout_response"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "agents:inbox"
 LOGOUT_REDIRECT_URL = "login"
 
