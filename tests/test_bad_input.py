@@ -10,7 +10,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
-from tests.test_csrf import endpoints, samples, staff_agent  # noqa: F401 - fixtures of the URL-conf walk
+from tests.urlconf import *  # noqa: F403 - staff_agent, samples (fixtures)
+from tests.urlconf import endpoints
 
 HX = {"HTTP_HX_REQUEST": "true"}
 # Unicode digits pass str.isdigit() but not int(); the rest overflow integers or columns.

@@ -5,17 +5,13 @@ customer API, authenticated by a bearer token) are named, and checked to ignore 
 
 from __future__ import annotations
 
-import re
-
-import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, resolve
-from django.urls.resolvers import RoutePattern
 from rest_framework.authtoken.models import Token
 from rest_framework.views import APIView
 
-from conversations import services
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.urlconf import *  # noqa: F403 - staff_agent, samples (fixtures)
+from tests.urlconf import endpoints
 
 UNSAFE = ("post", "put", "patch", "delete")
 # Views that never look at the session: CSRF protects nothing there. Each is checked below to
@@ -30,41 +26,6 @@ SESSIONLESS = {
 }
 
 
-def _walk(resolver: URLResolver, chain: tuple = ()):
-    for entry in resolver.url_patterns:
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry, (*chain, entry))
-        else:
-            yield (*chain, entry)
-
-
-def _path(chain: tuple, samples: dict[str, str]) -> str:
-    """A concrete path through the patterns of ``chain``, with a sample for each parameter."""
-    parts = []
-    for entry in chain:
-        text = str(entry.pattern)
-        if isinstance(entry.pattern, RoutePattern):  # path(): <converter:name>
-            text = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: samples[m.group(1)], text)
-        else:  # re_path(): (?P<name>...)
-            text = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: samples[m.group(1)], text)
-            text = text.lstrip("^").rstrip("$").replace("\\", "")
-        parts.append(text)
-    return "/" + "".join(parts)
-
-
-def endpoints(samples: dict[str, str]) -> list[tuple[str, str, URLPattern]]:
-    """(label, path, pattern) for every view of the URL conf."""
-    found = []
-    for chain in _walk(get_resolver()):
-        pattern = chain[-1]
-        namespace = ":".join(entry.namespace for entry in chain[:-1] if entry.namespace)
-        label = f"{namespace}:{pattern.name}" if namespace else str(pattern.name)
-        path = _path(chain, samples)
-        assert resolve(path).func == pattern.callback, f"the sample path {path} does not reach {label}"
-        found.append((label, path, pattern))
-    return found
-
-
 def is_csrf_refusal(response) -> bool:
     if response.status_code != 403:
         return False
@@ -72,31 +33,6 @@ def is_csrf_refusal(response) -> bool:
     if isinstance(data, dict):
         return data.get("code") == "csrf_failed"
     return b"csrf_failed" in response.content
-
-
-@pytest.fixture
-def staff_agent(alice):
-    alice.user.is_staff = alice.user.is_superuser = True
-    alice.user.save()
-    return alice
-
-
-@pytest.fixture
-def samples(staff_agent, live, customer, persistent) -> dict[str, str]:
-    conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hi").conversation
-    services.conversation_assign(conversation_id=conversation.pk, agent=staff_agent)
-    pk = str(conversation.pk)
-    return {
-        "pk": pk,
-        "conversation_id": pk,
-        "object_id": pk,
-        "id": pk,
-        "content_type_id": "1",
-        "app_label": "conversations",
-        "widget_key": live.widget_key,
-        "action": "end",
-        "url": "nowhere/",
-    }
 
 
 def session_client(user) -> Client:
