@@ -10,8 +10,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
 
 from conversations import services
+from omnichannel.api import AgentThrottle, WidgetThrottle
 
-__all__ = ["endpoints", "samples", "staff_agent"]
+__all__ = ["endpoints", "samples", "staff_agent", "unthrottled"]
 
 
 def _walk(resolver: URLResolver, chain: tuple = ()):
@@ -72,3 +73,16 @@ def samples(staff_agent, live, customer, persistent) -> dict[str, str]:
         "action": "end",
         "url": "nowhere/",
     }
+
+
+@pytest.fixture(autouse=True)
+def unthrottled(monkeypatch):
+    """Walking every endpoint sends hundreds of calls from one address: lift the REST rate
+    limits, and leave no request history in the cache for the tests that come after."""
+    from django.core.cache import cache
+
+    monkeypatch.setattr(WidgetThrottle, "rate", "100000/min", raising=False)
+    monkeypatch.setattr(AgentThrottle, "rate", "100000/min", raising=False)
+    cache.clear()
+    yield
+    cache.clear()
