@@ -114,9 +114,10 @@ def test_a_forged_host_header_is_a_400_not_a_500(client):
     assert "ws://" not in response["Content-Security-Policy"]
 
 
-def test_no_template_has_an_inline_script_or_event_handler():
+def test_no_template_has_an_inline_script_event_handler_or_style_attribute():
     """Anything inline would be refused by the policy: scripts are static files (a JSON data
-    block is not a script), and a ``<script>`` or ``<style>`` that must be inline has the nonce."""
+    block is not a script), styles are classes, and a ``<script>`` or ``<style>`` that must be
+    inline has the nonce."""
     offenders = []
     for template in TEMPLATES.rglob("*.html"):
         html = template.read_text()
@@ -126,8 +127,8 @@ def test_no_template_has_an_inline_script_or_event_handler():
         for tag in re.findall(r"<style\b[^>]*>", html):
             if "nonce=" not in tag:
                 offenders.append(f"{template.relative_to(TEMPLATES)}: {tag}")
-        for handler in re.findall(r"<[a-zA-Z][^>]*\s(on[a-z]+)\s*=", html):
-            offenders.append(f"{template.relative_to(TEMPLATES)}: {handler}=")
+        for attribute in re.findall(r"<[a-zA-Z][^>]*\s(on[a-z]+|style)\s*=", html):
+            offenders.append(f"{template.relative_to(TEMPLATES)}: {attribute}=")
         if re.search(r"""(href|src|action)\s*=\s*["']?\s*javascript:""", html, re.I):
             offenders.append(f"{template.relative_to(TEMPLATES)}: javascript: URL")
     assert offenders == []

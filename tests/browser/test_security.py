@@ -165,3 +165,19 @@ def test_the_language_switcher_works_without_inline_script(live_url, new_page, w
     page.select_option("#language-select", "da")
     expect(page.locator("h1")).to_have_text("Log ind i indbakken")
     watch.assert_inert(page)
+
+
+def test_every_admin_add_and_change_page_runs_under_the_policy(live_url, new_page, watch, persistent, superuser):
+    """The admin's own scripts (inlines, filter widgets, calendars) work without inline code."""
+    from django.contrib import admin
+
+    page = signed_in(new_page, watch, live_url, superuser, "/admin/")
+    for model in admin.site._registry:
+        opts = model._meta
+        for path in (f"/admin/{opts.app_label}/{opts.model_name}/add/", f"/admin/{opts.app_label}/{opts.model_name}/"):
+            page.goto(live_url + path)
+            page.wait_for_load_state("load")
+            assert watch.violations == [], path
+    page.goto(f"{live_url}/admin/workstreams/workstream/{persistent.workstream_id}/change/")
+    page.get_by_role("link", name=re.compile("Add another")).first.click()
+    watch.assert_inert(page)
