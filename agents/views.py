@@ -12,7 +12,7 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -38,6 +38,17 @@ GROUP_LABELS = {
 ACTIONS = ("pick", "wait", "resume", "end", "close", "transfer")
 SUPERVISOR_ACTIONS = ("assign", "transfer", "force_close")
 HISTORY_PAGE = 50
+MAX_ID = 2**63 - 1  # a BigAutoField
+MAX_SEQ = 2**31 - 1  # a PositiveIntegerField on PostgreSQL
+
+
+def _number(raw: str | None, maximum: int = MAX_ID) -> int | None:
+    """A non-negative integer written in ASCII digits, no larger than ``maximum``; else None.
+    (``str.isdigit`` alone lets "²" through, which ``int()`` refuses.)"""
+    if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > 20:
+        return None
+    value = int(raw)
+    return value if value <= maximum else None
 
 
 def _agent(request: HttpRequest) -> Agent | None:
@@ -143,8 +154,7 @@ def inbox(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 @agent_required
 def sidebar(request: HttpRequest) -> HttpResponse:
     """The conversation list, with the header's figures swapped out of band."""
-    current = request.GET.get("current", "")
-    context = {**_inbox_context(request), "oob": True, "current": int(current) if current.isdigit() else None}
+    context = {**_inbox_context(request), "oob": True, "current": _number(request.GET.get("current"))}
     return render(request, "agent/_sidebar.html", context)
 
 
@@ -214,14 +224,15 @@ def _done_message(action: str) -> str:
 def _transfer_target(request: HttpRequest) -> tuple[Agent | None, Queue | None]:
     """``target`` is ``agent:<id>`` or ``queue:<id>`` (one select in the form)."""
     kind, _sep, raw = request.POST.get("target", "").partition(":")
-    if not raw.isdigit() or kind not in ("agent", "queue"):
+    target_id = _number(raw)
+    if target_id is None or kind not in ("agent", "queue"):
         raise ValidationFailed(_("Choose an agent or a queue to transfer to."))
     if kind == "agent":
-        target = Agent.objects.select_related("user").filter(pk=int(raw)).first()
+        target = Agent.objects.select_related("user").filter(pk=target_id).first()
         if target is None:
             raise NotFound(_("No such agent."))
         return target, None
-    queue = Queue.objects.filter(pk=int(raw)).first()
+    queue = Queue.objects.filter(pk=target_id).first()
     if queue is None:
         raise NotFound(_("No such queue."))
     return None, queue
@@ -235,9 +246,11 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
         # Someone else's conversation does not exist for this agent (as everywhere else), rather
         # than a 204 that did nothing.
         raise Http404(_("No such conversation in your inbox."))
-    if not raw.isdigit():
-        return HttpResponse(_("seq must be a non-negative integer"), status=400)
-    services.conversation_mark_read(conversation_id=pk, agent=request.agent, seq=int(raw))
+    seq = _number(raw, maximum=10**20)
+    if seq is None:
+        return JsonResponse({"code": "validation_error", "detail": _("seq must be a non-negative integer")}, status=400)
+    # Reading past the last message is reading it all (the service caps at last_seq).
+    services.conversation_mark_read(conversation_id=pk, agent=request.agent, seq=min(seq, MAX_SEQ))
     return HttpResponse(status=204)
 
 
@@ -272,15 +285,15 @@ def earlier_transcript(request: HttpRequest, pk: int) -> HttpResponse:
 # --- The supervisor view ----------------------------------------------------------------------------
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
-
-
 def _board_context(request: HttpRequest) -> dict:
     status = request.GET.get("status") or None
     if status not in Status.values:
         status = None
-    filters = {"queue_id": _int(request.GET.get("queue")), "agent_id": _int(request.GET.get("agent")), "status": status}
+    filters = {
+        "queue_id": _number(request.GET.get("queue")),
+        "agent_id": _number(request.GET.get("agent")),
+        "status": status,
+    }
     return {
         "board": selectors.board(**filters),
         "filters": filters,

@@ -16,6 +16,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 
+from omnichannel.csp import CSP, set_policy
 from workstreams.models import ChatWidget
 
 # An origin as the admin validates it (workstreams.models.origin_validator); checked again here
@@ -34,10 +35,10 @@ def _widget(widget_key: str) -> ChatWidget:
     return widget
 
 
-def frame_ancestors(widget: ChatWidget) -> str:
-    """The CSP ``frame-ancestors`` source list: this server and the widget's allowed origins."""
+def frame_ancestors(widget: ChatWidget) -> list[str]:
+    """The CSP ``frame-ancestors`` sources: this server and the widget's allowed origins."""
     origins = [origin for origin in widget.origins if _ORIGIN.match(origin)]
-    return " ".join(["'self'", *dict.fromkeys(origins)])
+    return [CSP.SELF, *dict.fromkeys(origins)]
 
 
 def _foreground(colour: str) -> str:
@@ -121,7 +122,7 @@ def widget_panel(request: HttpRequest, widget_key: str) -> HttpResponse:
                 "persistent": workstream.persistent,
             },
         )
-    response["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors(widget)}"
+    set_policy(response, {"frame-ancestors": frame_ancestors(widget)})
     response["Content-Language"] = widget.language
     return response
 

@@ -14,10 +14,12 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from conversations.errors import DomainError
+from omnichannel.authentication import CsrfFailed
 
 logger = logging.getLogger(__name__)
 
 _DRF_CODES = {
+    CsrfFailed: "csrf_failed",
     exceptions.NotAuthenticated: "authentication_required",
     exceptions.AuthenticationFailed: "invalid_token",
     exceptions.PermissionDenied: "forbidden",

@@ -1,16 +1,28 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agents.api import AgentMeApi
 from conversations import api
 from omnichannel.api import not_found
+from omnichannel.csp import CSP, csp_override
+
+# Swagger UI comes from its CDN (drf-spectacular's default) and sets inline styles; its start-up
+# script is a separate same-origin request (the "split" view), so scripts stay strict.
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+api_docs = csp_override(
+    {
+        "script-src": [CSP.SELF, SWAGGER_CDN],
+        "style-src": [CSP.SELF, SWAGGER_CDN, "'unsafe-inline'"],
+        "img-src": [CSP.SELF, "data:", SWAGGER_CDN],
+    }
+)(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))
 
 widget = "v1/widget/<slug:widget_key>/"
 conversation = "v1/agent/conversations/<int:conversation_id>/"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", api_docs, name="api-docs"),
     path(widget, api.WidgetConfigApi.as_view(), name="api-widget"),
     path(widget + "visitor/", api.VisitorTokenApi.as_view(), name="api-widget-visitor"),
     path(widget + "conversation/", api.CustomerConversationApi.as_view(), name="api-widget-conversation"),

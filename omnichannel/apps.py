@@ -8,6 +8,9 @@ class OmnichannelConfig(AppConfig):
     name = "omnichannel"
     verbose_name = _("Omnichannel")
 
+    def ready(self) -> None:
+        from omnichannel import schema  # noqa: F401 - registers the OpenAPI extensions
+
 
 class OmnichannelAdminConfig(admin_apps.AdminConfig):
     default = False

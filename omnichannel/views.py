@@ -6,8 +6,11 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 
+from omnichannel.authentication import CSRF_FAILED_DETAIL
 from workstreams.models import ChatWidget
 
 
@@ -35,3 +38,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["redis"] = "unavailable"
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form or call without a valid CSRF token (settings.CSRF_FAILURE_VIEW): 403 with the
+    stable code ``csrf_failed``, as JSON under /api/, as the inbox's toast for htmx, else a page
+    that says what to do."""
+    detail = str(CSRF_FAILED_DETAIL)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "csrf_failed", "detail": detail}, status=403)
+    if request.headers.get("HX-Request") == "true":
+        error = {"code": "csrf_failed", "detail": detail}
+        return HttpResponse(render_to_string("agent/_error.html", {"error": error}, request=request), status=403)
+    referer = request.headers.get("Referer", "")
+    safe = url_has_allowed_host_and_scheme(referer, {request.get_host()}, require_https=request.is_secure())
+    return render(request, "403_csrf.html", {"detail": detail, "back": referer if safe else "/"}, status=403)

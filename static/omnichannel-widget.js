@@ -90,6 +90,7 @@
     root.adoptedStyleSheets = [sheet];
   } else {
     var style = document.createElement("style");
+    if (script.nonce) style.nonce = script.nonce; // a host page with a strict CSP
     style.textContent = CSS;
     root.appendChild(style);
   }

@@ -6,6 +6,7 @@ import io
 from datetime import time
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.core.management import call_command
@@ -47,6 +48,11 @@ def populated(superuser):
     customer = CustomerFactory(authentication_setting=widget.authentication_setting, display_name="Carol")
     services.customer_message_send(widget=widget, customer=customer, body="<script>alert(1)</script>")
     call_command("agent_token", agent.user.username, stdout=io.StringIO())
+    # django-axes' records of sign-ins (its admin pages are the lockout console).
+    who = {"username": "mallory", "ip_address": "203.0.113.9", "user_agent": "curl", "path_info": "/accounts/login/"}
+    AccessAttempt.objects.create(**who, http_accept="*/*", get_data="", post_data="", failures_since_start=3)
+    AccessFailureLog.objects.create(**who, http_accept="*/*", locked_out=False)
+    AccessLog.objects.create(**who, http_accept="*/*")
 
 
 @pytest.mark.usefixtures("populated")

@@ -125,3 +125,64 @@ def test_a_malformed_boolean_is_refused_with_a_clear_error(tmp_path, value):
     )
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
+
+
+PRODUCTION_HEADERS = """
+import json, django
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="chat.example.com")
+# A page that needs neither the database nor collected static files.
+plain = client.get("/api/nowhere/")
+secure = client.get("/api/nowhere/", secure=True)
+print(json.dumps({
+    "redirect": [plain.status_code, plain.get("Location")],
+    "status": secure.status_code,
+    "headers": {k: secure.get(k) for k in (
+        "Strict-Transport-Security", "Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options",
+        "Referrer-Policy", "Cross-Origin-Opener-Policy")},
+}))
+"""
+
+
+def test_production_answers_with_hsts_https_only_cookies_and_the_security_headers(tmp_path):
+    env = clean_env(
+        tmp_path,
+        DEBUG="0",
+        SECRET_KEY="x7Hq2-very-long-and-random-secret-key-for-the-deploy-check-9aZ3kLmP0qRsTuV",
+        ALLOWED_HOSTS="chat.example.com",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION_HEADERS], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["redirect"] == [301, "https://chat.example.com/api/nowhere/"]
+    assert answer["status"] == 404
+    headers = answer["headers"]
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "connect-src 'self' wss://chat.example.com" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_hsts_can_be_tuned_or_turned_off_from_the_environment(tmp_path):
+    env = clean_env(
+        tmp_path,
+        DEBUG="0",
+        SECRET_KEY="x7Hq2-very-long-and-random-secret-key-for-the-deploy-check-9aZ3kLmP0qRsTuV",
+        ALLOWED_HOSTS="chat.example.com",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        SECURE_HSTS_SECONDS="3600",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="0",
+        SECURE_HSTS_PRELOAD="0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION_HEADERS], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["headers"]["Strict-Transport-Security"] == "max-age=3600"

@@ -273,7 +273,7 @@ class QuickReplyInline(admin.TabularInline):
         if db_field.name == "body":
             kwargs["widget"] = forms.Textarea(attrs={"rows": 2, "cols": 60})
         if db_field.name == "position":
-            kwargs["widget"] = forms.NumberInput(attrs={"style": "width: 5em"})
+            kwargs["widget"] = forms.NumberInput(attrs={"class": "position-input"})
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 

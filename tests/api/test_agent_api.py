@@ -174,7 +174,7 @@ def test_session_authenticated_calls_need_csrf(alice, conversation):
     client.force_login(alice.user)
     assert client.get(A + "me/").status_code == 200
     refused = client.post(A + f"conversations/{conversation.pk}/wait/")
-    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert refused.status_code == 403 and refused.json()["code"] == "csrf_failed"
 
 
 def test_listing_conversations_runs_a_constant_number_of_queries(

@@ -64,7 +64,8 @@ WS_MATRIX: dict[tuple[str, str], dict[str | None, dict[str, str]]] = {
 
 def consumer_class(application):
     while not hasattr(application, "consumer_class"):
-        application = application.application  # an origin validator around the consumer
+        # an origin validator (.application) or session/auth middleware (.inner) around it
+        application = getattr(application, "application", None) or application.inner
     return application.consumer_class
 
 
