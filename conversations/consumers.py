@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from conversations import events, services
 from conversations.authentication import authenticate_customer, get_widget
@@ -158,6 +159,12 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.send_error(error.code, error.detail, client_id=client_id, **error.extra)
         except DatabaseError:
             logger.warning("database unavailable while handling a frame", exc_info=True)
+            error = Unavailable()
+            await self.send_error(error.code, error.detail, client_id=client_id)
+        except RedisError:
+            # The rate limit or the channel layer could not be reached: the frame was not handled,
+            # the client may retry; the socket stays open.
+            logger.warning("Redis unavailable while handling a frame", exc_info=True)
             error = Unavailable()
             await self.send_error(error.code, error.detail, client_id=client_id)
 

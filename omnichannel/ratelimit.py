@@ -42,6 +42,7 @@ def allow(key: str, limit: int, window: float) -> bool:
     return bool(_script()(keys=keys, args=args))
 
 
+ASYNC_POOL_SIZE = 20
 _async_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -50,8 +51,12 @@ def _async_script():
     loop = asyncio.get_running_loop()
     script = _async_scripts.get(loop)
     if script is None:
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-        script = _async_scripts[loop] = client.register_script(SCRIPT)
+        # A bounded pool that waits for a free connection: a burst of sockets checking at once
+        # (after a stall, say) queues for a moment instead of failing with "Too many connections".
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=ASYNC_POOL_SIZE, timeout=5, socket_timeout=5
+        )
+        script = _async_scripts[loop] = redis.asyncio.Redis(connection_pool=pool).register_script(SCRIPT)
     return script
 
 

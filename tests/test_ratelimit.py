@@ -39,3 +39,12 @@ async def test_the_event_loop_version_counts_the_same_hits():
         assert ratelimit.allow(key, 2, 10)
         assert not await ratelimit.aallow(key, 2, 10)
         assert not ratelimit.allow(key, 2, 10)
+
+
+async def test_a_burst_larger_than_the_connection_pool_waits_instead_of_failing():
+    """Seen in the benchmark: after a stall, more sockets checked at once than the client's pool
+    held, and redis-py raised "Too many connections"."""
+    import asyncio
+
+    checks = [ratelimit.aallow(uuid.uuid4().hex, 5, 10) for _ in range(150)]
+    assert all(await asyncio.gather(*checks))

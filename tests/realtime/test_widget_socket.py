@@ -161,6 +161,31 @@ async def test_too_many_messages_are_rate_limited_per_customer(socket, persisten
     await s.close()
 
 
+async def test_redis_unreachable_for_the_rate_limit_is_an_unavailable_frame_and_the_socket_stays_open(
+    socket, persistent, monkeypatch
+):
+    """Seen in the benchmark: an exception from Redis escaped the consumer and dropped the socket."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from omnichannel import ratelimit
+
+    s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting))
+
+    async def unreachable(*args):
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(ratelimit, "aallow", unreachable)
+    await s.send({"type": "message.send", "client_id": "c-1", "body": "Hello?"})
+    error = await s.until(lambda f: f["type"] == "error")
+    assert (error["code"], error["client_id"]) == ("unavailable", "c-1")
+    assert await in_db(Message.objects.count)() == 0
+    monkeypatch.undo()
+    await s.send({"type": "message.send", "client_id": "c-1", "body": "Hello?"})
+    echo = await s.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c-1")
+    assert echo["message"]["seq"] == 1
+    await s.close()
+
+
 async def test_an_invalid_token_closes_with_4401(socket, persistent):
     s = socket(f"/ws/widget/{persistent.widget_key}/")
     assert await s.connect()
