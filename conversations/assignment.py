@@ -26,21 +26,11 @@ def eligible_agent_ids(conversation: Conversation, now: datetime) -> list[int]:
     """Agents of the conversation's queue, in an allowed presence, with enough free
     capacity, best first by the workstream's assignment method (before locking)."""
     workstream = conversation.workstream
-    agents = list(
-        Agent.objects.filter(queues=conversation.queue_id, presence__in=workstream.allowed_presences).values_list(
-            "pk", "capacity", "last_assigned_at"
-        )
-    )
-    used = capacity_used([pk for pk, _, _ in agents], now)
-    free = [(pk, capacity - used[pk], last) for pk, capacity, last in agents]
-    free = [row for row in free if row[1] >= workstream.capacity_units]
-    if workstream.assignment_method == AssignmentMethod.ROUND_ROBIN:
-        cursor = conversation.queue.round_robin_cursor or 0
-        ordered = sorted(row[0] for row in free)
-        return [pk for pk in ordered if pk > cursor] + [pk for pk in ordered if pk <= cursor]
-    # Highest available capacity; ties to the agent assigned least recently (never first).
-    free.sort(key=lambda row: (-row[1], row[2] is not None, row[2] or now, row[0]))
-    return [row[0] for row in free]
+    agents = list(Agent.objects.filter(queues=conversation.queue_id, presence__in=workstream.allowed_presences))
+    used = capacity_used([agent.pk for agent in agents], now)
+    cursor = conversation.queue.round_robin_cursor or 0
+    ranked = _rank(agents, used, workstream.capacity_units, workstream.assignment_method, cursor, now)
+    return [agent.pk for agent in ranked]
 
 
 BATCH = 50  # conversations assigned per transaction
@@ -49,7 +39,8 @@ BATCH = 50  # conversations assigned per transaction
 def _rank(
     agents: list[Agent], used: dict[int, int], units: int, method: str, cursor: int, now: datetime
 ) -> list[Agent]:
-    """``eligible_agent_ids``' order, over agents already locked and loaded."""
+    """Agents with room for ``units``, best first: round robin after ``cursor``, else the most
+    free capacity, ties to the agent assigned least recently (never first)."""
     free = [agent for agent in agents if agent.capacity - used[agent.pk] >= units]
     if method == AssignmentMethod.ROUND_ROBIN:
         free.sort(key=lambda agent: agent.pk)

@@ -520,6 +520,19 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
     return SendResult(message, conversation, created=True)
 
 
+def _activate(conversation: Conversation, agent: Agent, now: datetime) -> None:
+    """The conversation becomes active with ``agent`` (an assignment or a transfer to an agent)."""
+    _move(conversation, Status.ACTIVE)
+    conversation.agent = agent
+    conversation.agent_read_seq = 0  # a new agent has read nothing yet
+    conversation.assigned_at = now
+    conversation.first_assigned_at = conversation.first_assigned_at or now
+    conversation.queued_at = None
+    conversation.returned_at = None
+    conversation.waiting_since = None
+    conversation.last_activity_at = now
+
+
 def _assign(conversation: Conversation, agent: Agent, now: datetime) -> None:
     _assign_all([(conversation, agent)], now)
 
@@ -535,15 +548,7 @@ def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: di
     joined: list[tuple[Conversation, int | None, Message]] = []
     for conversation, agent in pairs:
         previous = conversation.agent_id
-        _move(conversation, Status.ACTIVE)
-        conversation.agent = agent
-        conversation.agent_read_seq = 0  # a new agent has read nothing yet
-        conversation.assigned_at = now
-        conversation.first_assigned_at = conversation.first_assigned_at or now
-        conversation.queued_at = None
-        conversation.returned_at = None
-        conversation.waiting_since = None
-        conversation.last_activity_at = now
+        _activate(conversation, agent, now)
         template = _template(conversation, Kind.AGENT_JOINED, templates)
         body = template.render(agent_name=agent.display_name)
         joined.append(
@@ -731,15 +736,7 @@ def conversation_transfer(
                     or target.capacity - used < conversation.workstream.capacity_units
                 ):
                     raise AgentUnavailable()
-            _move(conversation, Status.ACTIVE)
-            conversation.agent = target
-            conversation.agent_read_seq = 0
-            conversation.assigned_at = now
-            conversation.first_assigned_at = conversation.first_assigned_at or now
-            conversation.queued_at = None
-            conversation.waiting_since = None
-            conversation.returned_at = None
-            conversation.last_activity_at = now
+            _activate(conversation, target, now)
             _system(conversation, now, Kind.TRANSFERRED, agent_name=target.display_name)
             _save(conversation, previous_agent_id=previous)
             events.publish_notification(target.pk, "assigned", conversation.pk)
