@@ -64,14 +64,19 @@ class Target:
         return dict(rows)
 
 
-async def open_socket(url: str, extra: dict, auth: dict, after_seq: int | None = None):
-    ws = await connect(url, compression=None, ping_interval=None, open_timeout=60, max_queue=None, **extra)
+async def open_socket(
+    url: str, extra: dict, auth: dict, after_seq: int | None = None, *, open_timeout: float = 60, max_queue=None
+):
+    ws = await connect(
+        url, compression=None, ping_interval=None, open_timeout=open_timeout, max_queue=max_queue, **extra
+    )
     if after_seq is not None:
         auth = {**auth, "after_seq": after_seq}
     await ws.send(dumps(auth))
     while True:
         frame = json.loads(await ws.recv())
         if frame["type"] == "ready":
+            ws.ready_frame = frame  # what the server replayed after after_seq
             return ws
         if frame["type"] == "error":
             raise RuntimeError(f"auth refused: {frame}")

@@ -15,9 +15,13 @@ import sys
 from datetime import timedelta
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnichannel.settings")
-if "bench" not in os.environ.get("DATABASE_URL", ""):
-    # It closes every ongoing conversation: never on a database that is not the bench's.
-    raise SystemExit("bench.omni_setup runs from bench/run.py, on the bench's database (DATABASE_URL with 'bench')")
+if not any(word in os.environ.get("DATABASE_URL", "") for word in ("bench", "faults")):
+    # It closes every ongoing conversation: never on a database that is not the bench's (or
+    # the fault tests' own cluster's).
+    raise SystemExit(
+        "bench.omni_setup runs from bench/run.py or tests/faults, on their own database (DATABASE_URL with "
+        "'bench' or 'faults')"
+    )
 
 import django
 
