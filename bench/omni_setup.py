@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from datetime import timedelta
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnichannel.settings")
@@ -189,17 +190,21 @@ def history(messages: int) -> dict:
     return {"conversation_id": conversation.pk, "token": _token_key(agent), "explain": plans, "messages": messages}
 
 
-def assignment(conversations: int, agents: int) -> dict:
+def assignment(conversations: int, agents: int, *, keep_ongoing: bool = False, capacity: int | None = None) -> dict:
     """Every other conversation closed and every agent offline; then ``conversations`` open
     conversations (one customer message each) queued in the persistent queue, and ``agents``
-    offline agents of that queue with room for all of them."""
+    offline agents of that queue with room for all of them (or ``capacity`` each).
+    ``keep_ongoing``: leave other conversations and agents as they are (the fault tests)."""
     seed_demo()
     widget = _widget()
     with transaction.atomic():
-        _close_ongoing()
-        Agent.objects.update(presence=Presence.OFFLINE)
-        team = _agents("bench-assign", agents, capacity=50 * -(-conversations // agents), presence=Presence.OFFLINE)
-        people = _customers("bench-q-", conversations)
+        if not keep_ongoing:
+            _close_ongoing()
+            Agent.objects.update(presence=Presence.OFFLINE)
+        capacity = capacity or 50 * -(-conversations // agents)
+        tag = uuid.uuid4().hex[:6] if keep_ongoing else ""
+        team = _agents(f"bench-assign{tag}", agents, capacity=capacity, presence=Presence.OFFLINE)
+        people = _customers(f"bench-q{tag}-", conversations)
         start = timezone.now() - timedelta(minutes=5)
         rows = [
             Conversation(
@@ -249,6 +254,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--conversations", type=int, default=2000)
+    parser.add_argument("--keep-ongoing", action="store_true")
+    parser.add_argument("--capacity", type=int)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.what == "latency":
@@ -258,7 +265,7 @@ def main() -> None:
     elif args.what == "history":
         data = history(args.messages)
     else:
-        data = assignment(args.conversations, args.agents)
+        data = assignment(args.conversations, args.agents, keep_ongoing=args.keep_ongoing, capacity=args.capacity)
     with open(args.out, "w") as handle:
         json.dump(data, handle)
     print(f"omni_setup {args.what}: wrote {args.out}", file=sys.stderr)

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -53,8 +54,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    if isinstance(exc, DatabaseError):
-        logger.warning("database unavailable", exc_info=True)
+    if isinstance(exc, DatabaseError | RedisError):
+        logger.warning("a service is unavailable", exc_info=True)
         return error_response("unavailable", "A service is unavailable; retry later.", 503)
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -70,7 +71,20 @@ def exception_handler(exc, context):
     return response
 
 
-class WidgetThrottle(SimpleRateThrottle):
+class FailOpenThrottle(SimpleRateThrottle):
+    """A throttle whose counter (the Redis cache) is unreachable lets the call through: during
+    a Redis outage agents still work over REST rather than every call failing (seen in the
+    Redis restart fault test: a presence change answered 500)."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except RedisError:
+            logger.warning("throttle %s skipped: its cache is unreachable", self.scope, exc_info=True)
+            return True
+
+
+class WidgetThrottle(FailOpenThrottle):
     """Anonymous widget calls (config, visitor tokens, customer calls) per client address."""
 
     scope = "widget"
@@ -79,7 +93,7 @@ class WidgetThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class AgentThrottle(SimpleRateThrottle):
+class AgentThrottle(FailOpenThrottle):
     scope = "agent"
 
     def get_cache_key(self, request, view):

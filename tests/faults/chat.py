@@ -50,6 +50,7 @@ class Client:
         self.pending: dict[str, tuple[dict, float]] = {}  # client_id -> (frame, last sent)
         self.acked: set[str] = set()
         self.resent: set[str] = set()
+        self.live: set[tuple[int, int]] = set()  # (conversation, seq) that came over the socket
         self.ws = None
         self.ready = asyncio.Event()
         self.stopped = False
@@ -140,6 +141,8 @@ class Client:
         if seq in held:
             return
         held.add(seq)
+        if seen_here is not None:
+            self.live.add((cid, seq))
         top = self.contiguous(cid)
         if seq > top + 1 and seen_here is not None:
             task = asyncio.ensure_future(self.fill_later(cid, top))
@@ -331,6 +334,21 @@ class Chat:
                     if client.ws is not None:
                         for cid in client.held:
                             await client.fill(cid)
+
+    def not_delivered_live(self, client_ids: list[str]) -> list[str]:
+        """Messages the other side got only by filling a gap (its socket's groups were lost)."""
+        rows = self.stack.sql(
+            "SELECT client_id, conversation_id, seq, sender FROM conversations_message WHERE client_id = ANY(%s)",
+            [client_ids],
+        )
+        by_conversation = {c.cid: c for c in self.customers}
+        missed = []
+        for client_id, cid, seq, sender in rows:
+            customer = by_conversation[cid]
+            other = self.agents[customer.conversation["agent_id"]] if sender == "customer" else customer
+            if (cid, seq) not in other.live:
+                missed.append(f"{sender} message {client_id} (seq {seq} of {cid}) not live to the {other.role}")
+        return missed[:10]
 
     def last_seqs(self) -> dict[int, int]:
         ids = [c.cid for c in self.customers]

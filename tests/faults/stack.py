@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class Postgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c full_page_writes=off -c max_connections=200"
         )
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "pg.log"),
                   "-w", "start")  # fmt: skip
@@ -201,7 +202,7 @@ class Stack:
 
     def start_worker(self, name: str, *, beat: bool = False, concurrency: int = 1) -> None:
         args = [PY, "-m", "celery", "-A", "omnichannel", "worker", "--concurrency", str(concurrency),
-                "--loglevel", "WARNING", "-n", f"{name}@%h", "--without-mingle", "--without-gossip"]  # fmt: skip
+                "--loglevel", "INFO", "-n", f"{name}@%h", "--without-mingle", "--without-gossip"]  # fmt: skip
         self.workers[name] = self._spawn(args + (["--beat"] if beat else []), f"celery-{name}")
 
     def kill_worker(self, name: str) -> None:
@@ -234,6 +235,23 @@ class Stack:
             if "Traceback" in text:
                 found.append(f"{path.name}:\n{text[-4000:]}")
         return found
+
+    def patch_me(self, port: int, token: str, body: dict) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/agent/me/",
+            data=json.dumps(body).encode(),
+            method="PATCH",
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def wait_until_active(self, ids: list[int], timeout: float) -> None:
+        query = "SELECT count(*) FROM conversations_conversation WHERE id = ANY(%s) AND status = 'active'"
+        wait_for(lambda: self.sql(query, [ids])[0][0] == len(ids), f"assignment of {ids}", timeout)
 
     def sql(self, query: str, params=()) -> list[tuple]:
         with psycopg.connect(self.postgres.url(), autocommit=True) as conn:
