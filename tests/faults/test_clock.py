@@ -23,13 +23,14 @@ import time_machine
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from conversations import services
+from conversations import services, sweeps
+from conversations.assignment import drain_queues
 from conversations.errors import OutsideOperatingHours
-from conversations.models import Conversation, Status
+from conversations.models import Conversation, Customer, Status
 from conversations.tasks import sweep_task
 from tests.conversations.conftest import *  # noqa: F403 - the engine's cast (widgets, agents, customers)
 from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
-from workstreams.models import OperatingHours, OperatingInterval
+from workstreams.models import OperatingHours, OperatingInterval, Workstream
 
 pytestmark = pytest.mark.django_db
 
@@ -321,3 +322,207 @@ def test_a_persistent_queue_drains_when_its_hours_open_around_a_dst_change_and_n
         assert sweep_task()["assigned"] == 1
     conversation = refresh(conversation)
     assert (conversation.status, conversation.agent) == (Status.ACTIVE, alice)
+
+
+# --- Auto-close (rule 11) and the affinity timeout (rule 7): durations of real time ------------------
+
+SPRING_SATURDAY_NOON = utc(2026, 3, 28, 11)  # 12:00 CET; 23 real hours later the wall clock shows 12:00 again
+AUTUMN_SATURDAY_NOON = utc(2026, 10, 24, 10)  # 12:00 CEST; 25 real hours later the wall clock shows 12:00 again
+
+
+def set_timeouts(widget, **timeouts) -> None:
+    Workstream.objects.filter(pk=widget.workstream_id).update(**timeouts)
+
+
+@pytest.mark.parametrize("start", [SPRING_SATURDAY_NOON, AUTUMN_SATURDAY_NOON], ids=["spring", "autumn"])
+@pytest.mark.parametrize("reason", ["open_timeout", "waiting_timeout", "wrap_up_timeout"])
+def test_a_24_hour_timeout_closes_after_24_real_hours_across_a_dst_change(
+    request, reason, start, persistent, live, customer, visitor, broadcasts, commit, danish_server, no_sweep_errors
+):
+    """Fault: a 24-hour auto-close period (open, waiting, wrap-up) that spans the night the clocks
+    go forward (the wall clock shows "24 hours later" after 23) or back (after 25), on a server
+    whose own time zone is Copenhagen. Verified with the minute sweep at the advanced clock: still
+    open one second before 24 real hours, closed at 24 real hours; a second sweep at the same
+    instant (a second worker, or beat firing twice) closes nothing more; the customer, and the
+    agent when there is one, hear the auto_closed message exactly once."""
+    widget, who = (live, visitor) if reason == "open_timeout" else (persistent, customer)
+    set_timeouts(widget, **{reason: timedelta(hours=24)})
+    with time_machine.travel(start, tick=False), commit():
+        conversation = say(widget, who).conversation
+        if reason != "open_timeout":
+            alice = request.getfixturevalue("alice")
+            drain_queues()
+            act = services.conversation_wait if reason == "waiting_timeout" else services.conversation_end
+            act(conversation_id=conversation.pk, agent=alice)
+    status = refresh(conversation).status
+    with time_machine.travel(start + timedelta(hours=24) - timedelta(seconds=1), tick=False), commit():
+        assert reason not in sweep_task()
+    assert refresh(conversation).status == status
+    with time_machine.travel(start + timedelta(hours=24), tick=False), commit():
+        assert sweep_task()[reason] == 1
+        assert reason not in sweep_task()
+    conversation = refresh(conversation)
+    assert conversation.status == Status.CLOSED
+    assert conversation.closed_at == start + timedelta(hours=24)
+    assert kinds(conversation).count("auto_closed") == 1
+    assert len(frames_of_kind(broadcasts, f"customer.{who.pk}.{widget.workstream_id}", "auto_closed")) == 1
+    if conversation.agent_id:
+        assert len(frames_of_kind(broadcasts, f"agent.{conversation.agent_id}", "auto_closed")) == 1
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [
+        pytest.param(utc(2026, 3, 29, 0, 30), id="spring-01:30-CET-to-03:30-CEST"),
+        pytest.param(utc(2026, 10, 25, 0, 30), id="autumn-first-02:30-to-second-02:30"),
+    ],
+)
+def test_the_affinity_timeout_is_an_hour_of_real_time_across_a_dst_change(
+    request, returned, persistent, customer, alice, broadcasts, commit, danish_server, no_sweep_errors
+):
+    """Fault: a returning customer waits for their agent across the clock change: on the spring
+    night the wall clock shows two hours gone after one; on the autumn night it shows the very time
+    the customer returned (the second 02:30) after one. Verified: one second before a real hour the
+    conversation is still with its agent; at a real hour the sweep sends it to the queue, where
+    the other agent gets it once (one agent_joined message, one "assigned"); a second sweep changes
+    nothing."""
+    with time_machine.travel(returned - timedelta(hours=3), tick=False), commit():
+        conversation = say(persistent, customer).conversation
+        drain_queues()
+        services.conversation_wait(conversation_id=conversation.pk, agent=alice)
+    bob = request.getfixturevalue("bob")
+    with time_machine.travel(returned, tick=False), commit():
+        say(persistent, customer, "I'm back")
+    assert refresh(conversation).returned_at == returned
+    with time_machine.travel(returned + timedelta(hours=1) - timedelta(seconds=1), tick=False), commit():
+        assert "affinity_timeout" not in sweep_task()
+    assert refresh(conversation).agent == alice
+    with time_machine.travel(returned + timedelta(hours=1), tick=False), commit():
+        assert sweep_task()["affinity_timeout"] == 1
+        assert "affinity_timeout" not in sweep_task()
+    conversation = refresh(conversation)
+    assert (conversation.status, conversation.agent) == (Status.ACTIVE, bob)
+    assert kinds(conversation).count("agent_joined") == 2  # alice at the start, bob now
+    assigned = [f for g, f in broadcasts if g == f"agent.{bob.pk}" and f.get("kind") == "assigned"]
+    assert len(assigned) == 1
+    assert len(frames_of_kind(broadcasts, f"customer.{customer.pk}.{persistent.workstream_id}", "agent_joined")) == 2
+
+
+def test_a_worker_acting_on_a_stale_list_of_due_conversations_closes_nothing_twice(
+    persistent, customer, alice, commit, no_sweep_errors
+):
+    """Fault: two sweeps run at the same advanced instant, the second listing the due conversations
+    before the first closed them (two beat schedulers, or a worker that stalled). Verified: the
+    engine re-checks each one under its lock, so the stale worker closes nothing and posts no second
+    auto_closed message."""
+    with time_machine.travel(SPRING_SATURDAY_NOON, tick=False):
+        conversation = say(persistent, customer).conversation
+        drain_queues()
+        services.conversation_wait(conversation_id=conversation.pk, agent=alice)
+    later = SPRING_SATURDAY_NOON + timedelta(days=2)
+    with time_machine.travel(later, tick=False), commit():
+        stale = sweeps.due(later)
+        assert (conversation.pk, "waiting_timeout") in stale
+        assert sweep_task()["waiting_timeout"] == 1
+        assert [services.conversation_auto_close(conversation_id=pk, reason=r) for pk, r in stale] == [None]
+    assert kinds(refresh(conversation)).count("auto_closed") == 1
+
+
+# --- The clock stepped backwards, and a week-long jump forward ---------------------------------------
+
+
+def test_a_clock_stepped_back_closes_nothing_early_nothing_twice_and_raises_nothing(
+    persistent, customer, other_customer, alice, commit, no_sweep_errors
+):
+    """Fault: NTP steps the clock back a day, (1) after the sweep closed a conversation, (2) after a
+    conversation was moved to waiting while the clock was a day fast, (3) between a sweep listing a
+    conversation as due and acting on it. Verified: (1) the closed one is not touched again and gets
+    no second message; (2) the one stamped in the future is never closed before its full waiting
+    period has passed on the corrected clock (a day late rather than early); (3) the engine re-checks
+    with the clock at the time it acts and closes nothing; the customer can still write into a
+    conversation whose last activity lies in the future, and seq keeps counting; no sweep errors."""
+    t0 = SPRING_SATURDAY_NOON
+    with time_machine.travel(t0, tick=False):
+        closed = say(persistent, customer).conversation
+        drain_queues()
+        services.conversation_wait(conversation_id=closed.pk, agent=alice)
+    with time_machine.travel(t0 + timedelta(days=2), tick=False), commit():
+        assert sweep_task()["waiting_timeout"] == 1
+        # The clock is a day fast from here on: a conversation moved to waiting now is stamped a day ahead.
+        fast = say(persistent, other_customer).conversation
+        drain_queues()
+        services.conversation_wait(conversation_id=fast.pk, agent=alice)
+    stamped = refresh(fast).last_activity_at
+    corrected = t0 + timedelta(days=1)  # NTP steps back a day
+    with time_machine.travel(corrected, tick=False), commit():
+        assert "waiting_timeout" not in sweep_task()
+        assert services.conversation_auto_close(conversation_id=closed.pk, reason="waiting_timeout") is None
+    assert kinds(refresh(closed)).count("auto_closed") == 1
+    with time_machine.travel(stamped + timedelta(days=2) - timedelta(seconds=1), tick=False), commit():
+        stale = sweeps.due(stamped + timedelta(days=2))  # listed by a worker whose clock is ahead
+        assert (fast.pk, "waiting_timeout") in stale
+        assert services.conversation_auto_close(conversation_id=fast.pk, reason="waiting_timeout") is None
+        assert "waiting_timeout" not in sweep_task()
+    assert refresh(fast).status == Status.WAITING
+    with time_machine.travel(corrected + timedelta(hours=1), tick=False), commit():
+        result = say(persistent, other_customer, "Back, with a slow clock")
+    assert result.message.seq == refresh(fast).last_seq and refresh(fast).status == Status.ACTIVE
+    assert list(fast.messages.order_by("seq").values_list("seq", flat=True)) == list(range(1, result.message.seq + 1))
+
+
+def test_a_week_long_jump_forward_closes_every_due_conversation_once_and_nothing_else(
+    request, persistent, live, customer, other_customer, visitor, alice, broadcasts, commit, no_sweep_errors
+):
+    """Fault: the clock jumps a week forward at once (a laptop running the server slept, or a
+    paused VM resumed), with one conversation in every state. Verified: the first sweep at the new
+    clock closes the open live chat, the waiting and the wrap-up persistent ones (one auto_closed
+    message each), ends the live chat whose customer left (one ended_by_customer, into wrap-up that
+    starts now), sends the unanswered returning customer to the queue, where the other agent gets it,
+    and leaves the quiet active conversation alone; a second sweep changes nothing; no errors."""
+    Agent = type(alice)
+    Agent.objects.filter(pk=alice.pk).update(capacity=1000)
+    set_timeouts(persistent, open_timeout=timedelta(days=30))
+    customers = [customer, other_customer] + [
+        Customer.objects.create(authentication_setting=persistent.authentication_setting, external_id=f"c{i}")
+        for i in range(2)
+    ]
+    leaver = Customer.objects.create(widget=live, external_id="leaver")
+    t0 = SPRING_SATURDAY_NOON
+    with time_machine.travel(t0, tick=False):
+        waiting, wrap_up, returning, quiet = (say(persistent, c).conversation for c in customers)
+        leaving = say(live, leaver).conversation
+        drain_queues()
+        services.conversation_wait(conversation_id=waiting.pk, agent=alice)
+        services.conversation_end(conversation_id=wrap_up.pk, agent=alice)
+        services.conversation_wait(conversation_id=returning.pk, agent=alice)
+        say(persistent, customers[2], "I'm back")
+        services.customer_connected(customer=leaver)
+        services.customer_disconnected(customer=leaver)
+        unserved = say(live, visitor).conversation
+    bob = request.getfixturevalue("bob")
+    Agent.objects.filter(pk=bob.pk).update(capacity=1000)
+    before = {c.pk: kinds(c) for c in (waiting, wrap_up, returning, quiet, leaving, unserved)}
+    with time_machine.travel(t0 + timedelta(days=7), tick=False), commit():
+        first = sweep_task()
+        second = sweep_task()
+    assert first == {
+        "open_timeout": 1,
+        "waiting_timeout": 1,
+        "wrap_up_timeout": 1,
+        "customer_disconnected": 1,
+        "affinity_timeout": 1,
+        "assigned": 1,
+    }
+    assert second == {"assigned": 0}
+    after = {c.pk: refresh(c) for c in (waiting, wrap_up, returning, quiet, leaving, unserved)}
+    for closed in (waiting, wrap_up, unserved):
+        assert after[closed.pk].status == Status.CLOSED
+        assert kinds(after[closed.pk]) == [*before[closed.pk], "auto_closed"]
+    assert after[leaving.pk].status == Status.WRAP_UP
+    assert kinds(after[leaving.pk]) == [*before[leaving.pk], "ended_by_customer"]
+    assert (after[returning.pk].status, after[returning.pk].agent) == (Status.ACTIVE, bob)
+    assert kinds(after[returning.pk]) == [*before[returning.pk], "agent_joined"]
+    assert (after[quiet.pk].status, kinds(after[quiet.pk])) == (Status.ACTIVE, before[quiet.pk])
+    told = [f["message"] for g, f in broadcasts if g.startswith("customer.") and f["type"] == "message"]
+    closed_ids = sorted(m["conversation_id"] for m in told if m["kind"] == "auto_closed")
+    assert closed_ids == sorted([waiting.pk, wrap_up.pk, unserved.pk])
