@@ -15,12 +15,14 @@ Each test says in its docstring which clock fault it applies and what it verifie
 from __future__ import annotations
 
 import logging
+import threading
 import zoneinfo
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.db import connections
 from rest_framework.test import APIClient
 
 from conversations import services, sweeps
@@ -428,6 +430,61 @@ def test_a_worker_acting_on_a_stale_list_of_due_conversations_closes_nothing_twi
     assert kinds(refresh(conversation)).count("auto_closed") == 1
 
 
+def run_concurrently(functions) -> list:
+    """Start every function at once (barrier), each on its own thread and database connection."""
+    barrier = threading.Barrier(len(functions))
+    results: list = [None] * len(functions)
+
+    def worker(index, function):
+        try:
+            barrier.wait()
+            results[index] = function()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "a sweep hung (deadlock?)"
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_sweeping_at_the_same_advanced_instant_close_each_due_conversation_exactly_once(
+    persistent, alice, no_sweep_errors
+):
+    """Fault: the clock is advanced past the waiting period of four conversations (four others are
+    a day short of it) and two workers run the minute sweep at the same instant, on PostgreSQL.
+    Verified: between them they close the four due ones, each exactly once with one auto_closed
+    message, leave the other four waiting, and neither raises nor logs an error."""
+    type(alice).objects.filter(pk=alice.pk).update(capacity=1000)
+    customers = [
+        Customer.objects.create(authentication_setting=persistent.authentication_setting, external_id=f"c{i}")
+        for i in range(8)
+    ]
+    with time_machine.travel(SPRING_SATURDAY_NOON, tick=False):
+        conversations = [say(persistent, c).conversation for c in customers]
+        drain_queues()
+        for conversation in conversations[:4]:
+            services.conversation_wait(conversation_id=conversation.pk, agent=alice)
+    with time_machine.travel(SPRING_SATURDAY_NOON + timedelta(days=1), tick=False):
+        for conversation in conversations[4:]:
+            services.conversation_wait(conversation_id=conversation.pk, agent=alice)
+    with time_machine.travel(SPRING_SATURDAY_NOON + timedelta(days=2), tick=False):
+        results = run_concurrently([sweep_task, sweep_task])
+    assert all(isinstance(result, dict) for result in results), results
+    assert sum(result.get("waiting_timeout", 0) for result in results) == 4
+    for conversation in conversations[:4]:
+        assert refresh(conversation).status == Status.CLOSED
+        assert kinds(conversation).count("auto_closed") == 1
+    assert [refresh(c).status for c in conversations[4:]] == [Status.WAITING] * 4
+
+
 # --- The clock stepped backwards, and a week-long jump forward ---------------------------------------
 
 
@@ -526,3 +583,24 @@ def test_a_week_long_jump_forward_closes_every_due_conversation_once_and_nothing
     told = [f["message"] for g, f in broadcasts if g.startswith("customer.") and f["type"] == "message"]
     closed_ids = sorted(m["conversation_id"] for m in told if m["kind"] == "auto_closed")
     assert closed_ids == sorted([waiting.pk, wrap_up.pk, unserved.pk])
+
+
+def test_a_live_chat_sent_back_to_the_queue_gets_its_whole_open_period_there(live, visitor, alice, commit):
+    """Fault: the clock advances 25 minutes over a quiet live chat (active chats have no timeout),
+    then the agent presses ✖, which sends it back to the queue, and the minute sweep runs one minute
+    later. Verified: the open period (20 minutes) counts from the return to the queue, as a transfer
+    to a queue does, so the chat is not closed a minute after the customer was put back in line; it
+    closes 20 real minutes after the ✖ if nobody takes it."""
+    with time_machine.travel(SPRING_SATURDAY_NOON, tick=False):
+        conversation = say(live, visitor).conversation
+        drain_queues()
+    sent_back = SPRING_SATURDAY_NOON + timedelta(minutes=25)
+    with time_machine.travel(sent_back, tick=False):
+        services.agent_set_presence(agent=alice, presence="away")  # nobody takes it again
+        services.conversation_wait(conversation_id=conversation.pk, agent=alice)
+    with time_machine.travel(sent_back + timedelta(minutes=1), tick=False), commit():
+        assert "open_timeout" not in sweep_task()
+    assert refresh(conversation).status == Status.OPEN
+    with time_machine.travel(sent_back + timedelta(minutes=20), tick=False), commit():
+        assert sweep_task()["open_timeout"] == 1
+    assert kinds(refresh(conversation)).count("auto_closed") == 1
