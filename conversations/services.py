@@ -618,6 +618,7 @@ def conversation_wait(*, conversation_id: int, agent: Agent) -> Conversation:
             _save(conversation)
         else:
             _requeue(conversation, queued_at=now)
+            conversation.last_activity_at = now  # its open period starts again in the queue
             _save(conversation, previous_agent_id=agent.pk)
         _after_capacity_freed(conversation, agent.pk, now)
     return conversation

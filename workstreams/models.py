@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import string
 import zoneinfo
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -75,21 +75,35 @@ class OperatingHours(models.Model):
     def _closed(self) -> set[date]:
         return {closed.date for closed in self.closed_dates.all()}
 
+    def _instant(self, day: date, wall: time) -> datetime:
+        """The first instant at which the local clock shows ``wall`` on ``day``, or later: in
+        the autumn fold the first of the two; in the spring gap, the instant the clocks jump
+        over it (a gap time read with either offset would land up to a gap's length off)."""
+        local = datetime.combine(day, wall, tzinfo=self.tz)  # fold=0: the earlier offset
+        instant = local.astimezone(UTC)
+        if instant.astimezone(self.tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+            return instant
+        # Inside a gap: fold=1 falls before the jump, fold=0 after it. Bisect to the jump.
+        before = local.replace(fold=1).astimezone(UTC)
+        while instant - before > timedelta(seconds=1):
+            middle = before + timedelta(seconds=(instant - before) // timedelta(seconds=2))
+            if middle.astimezone(self.tz).replace(tzinfo=None) >= local.replace(tzinfo=None):
+                instant = middle
+            else:
+                before = middle
+        return instant
+
     def _periods_on(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The opening periods of one local date, as aware instants (sorted)."""
+        """The opening periods of one local date, as aware instants (sorted). A period that
+        lies wholly in a spring gap is empty that day and left out."""
         if day in self._closed:
             return []
-        tz = self.tz
         periods = []
         for opens, closes in self._weekly[day.weekday()]:
-            start = datetime.combine(day, opens, tzinfo=tz)
-            if closes is None:
-                end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-            else:
-                end = datetime.combine(day, closes, tzinfo=tz)
-            # Normalise through UTC: a wall-clock time inside a DST gap maps to the
-            # instant the clocks jump to.
-            periods.append((start.astimezone(zoneinfo.ZoneInfo("UTC")), end.astimezone(zoneinfo.ZoneInfo("UTC"))))
+            start = self._instant(day, opens)
+            end = self._instant(day + timedelta(days=1), time(0)) if closes is None else self._instant(day, closes)
+            if start < end:
+                periods.append((start, end))
         return periods
 
     def is_open(self, at: datetime | None = None) -> bool:
