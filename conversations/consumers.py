@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
@@ -38,6 +39,8 @@ AUTH_TIMEOUT = 10.0
 MAX_FRAME = 32 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4408
+SEND_TIMEOUT = settings.WS_SEND_TIMEOUT
 MESSAGE_RATE = (20, 10)  # per customer: 20 messages per 10 seconds
 TYPING_INTERVAL = 2.0
 
@@ -110,7 +113,15 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 logger.debug("group_discard %s failed", group, exc_info=True)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+        """A client that stops reading (its TCP window full) blocks this send. Past
+        ``WS_SEND_TIMEOUT`` seconds it is let go: the consumer leaves its groups and stops, so
+        its frames no longer pile up in this process and nobody waits for it; the client
+        catches up from ``after_seq`` when it reconnects."""
+        try:
+            await asyncio.wait_for(self.send(text_data=json.dumps(frame, separators=(",", ":"))), SEND_TIMEOUT)
+        except TimeoutError:
+            logger.info("a client stopped reading for %s s: letting it go", SEND_TIMEOUT)
+            await self.websocket_disconnect({"code": CLOSE_TOO_SLOW})  # raises StopConsumer
 
     async def send_error(
         self, code: str, detail: str, *, client_id: Any = None, close: int | None = None, **extra: Any

@@ -163,6 +163,10 @@ CACHES = {
     }
 }
 
+# Seconds a WebSocket send may wait for a client that stopped reading before the server lets
+# the client go (it catches up from after_seq on reconnect).
+WS_SEND_TIMEOUT = env.float("WS_SEND_TIMEOUT", default=10.0)
+
 CELERY_BROKER_URL = embedded_redis.celery_broker_url(REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True

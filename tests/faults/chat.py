@@ -77,6 +77,7 @@ class Client:
             port = next(self.port_cycle)
             try:
                 url, extra, auth = self.url_and_auth(port)
+                extra = {**extra, "max_size": None}  # a ready frame may replay 200 long messages
                 self.ws = await asyncio.wait_for(open_socket(url, extra, auth, **self.resume(), open_timeout=10), 15)
             except (TimeoutError, OSError, ConnectionClosed, RuntimeError):
                 await asyncio.sleep(0.2)

@@ -184,11 +184,11 @@ class Stack:
             start_new_session=True,
         )  # fmt: skip
 
-    def start_web(self, port: int | None = None, **env: str) -> int:
+    def start_web(self, port: int | None = None, args: list[str] | None = None, **env: str) -> int:
         port = port or free_port()
         self.web[port] = self._spawn(
             [PY, "-m", "uvicorn", "omnichannel.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning"],
+             "--no-access-log", "--log-level", "warning", *(args or [])],
             f"web-{port}",
             env,
         )  # fmt: skip
@@ -248,6 +248,9 @@ class Stack:
                 return response.status
         except urllib.error.HTTPError as error:
             return error.code
+
+    def wait_for_sql(self, query: str, params, expected, timeout: float) -> None:
+        wait_for(lambda: self.sql(query, params) == expected, f"{query} = {expected}", timeout)
 
     def wait_until_active(self, ids: list[int], timeout: float) -> None:
         query = "SELECT count(*) FROM conversations_conversation WHERE id = ANY(%s) AND status = 'active'"

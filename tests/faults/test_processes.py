@@ -6,10 +6,13 @@ once, every message was stored once and acknowledged, and no agent is over capac
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from tests.faults.chat import Chat
+from tests.faults.chat import Chat, Customer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -101,4 +104,94 @@ async def test_postgresql_restarted_mid_stream_answers_unavailable_then_resumes(
         await chat.close()
     assert chat.ledger.retryable_errors > 0, "no send met the outage"
     assert chat.ledger.reconnects == 0 and chat.ledger.closed == [], chat.ledger.closed
+    assert_nothing_lost(chat)
+
+
+def _post_messages(port: int, token: str, conversation_id: int, bodies: list[str]) -> list[int]:
+    """The agent's burst over REST, eight at a time (the socket's flood limit is not the point)."""
+    import concurrent.futures
+    import json
+    import urllib.request
+
+    def post(body: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/agent/conversations/{conversation_id}/messages/",
+            data=json.dumps({"body": body, "client_id": uuid.uuid4().hex}).encode(),
+            method="POST",
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return list(pool.map(post, bodies))
+
+
+async def test_a_client_that_stops_reading_is_let_go_and_catches_up_while_others_carry_on(stack):
+    """Broke: a customer's second socket stops reading (a 4 KiB receive buffer, nothing read)
+    while the agent bursts 500 messages of 4,000 characters into that conversation (12 MB of
+    frames: "ø" is six bytes in JSON, more than the kernel's 4 MB send buffer holds).
+    Verified: once a send blocks, the server lets the slow socket go after WS_SEND_TIMEOUT (its
+    connection is counted off, its frames stop piling up: the process's memory stays bounded);
+    the other customers' messages keep arriving live meanwhile; and the slow client, reading
+    again and reconnecting from its after_seq, catches up on every message."""
+    import socket as socketlib
+
+    import psutil
+
+    from bench.load import Target, open_socket
+
+    port = stack.start_web(WS_SEND_TIMEOUT="2")
+    fixture = stack.fixture("latency", "--customers", "4", "--agents", "1")
+    chat = Chat(stack, fixture, [port])
+    await chat.connect()
+    slow_conv = fixture["conversations"][0]
+    raw = socketlib.socket()
+    raw.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    url, extra, auth = Target("omni", [port]).customer(port, slow_conv, slow_conv["token"])
+    start_seq = chat.start_seqs[slow_conv["id"]]
+    slow = await open_socket(url, {**extra, "sock": raw}, auth, after_seq=start_seq, max_queue=1)
+    (customer_id,) = stack.sql("SELECT customer_id FROM conversations_conversation WHERE id = %s", [slow_conv["id"]])[0]
+    count = "SELECT connection_count FROM conversations_customer WHERE id = %s"
+    ((connections,),) = stack.sql(count, [customer_id])  # the slow socket and the Chat's customer, at least
+    web = psutil.Process(stack.web[port].pid)
+    rss_before = web.memory_info().rss
+    try:
+        burst = asyncio.ensure_future(
+            asyncio.to_thread(
+                _post_messages,
+                port,
+                fixture["agents"][0]["token"],
+                slow_conv["id"],
+                [f"{n:04d}" + "ø" * 3996 for n in range(500)],
+            )
+        )
+        others_from = len(chat.sent)
+        while not burst.done():
+            await chat.talk(1, 10)
+        assert set(await burst) == {201}
+        await asyncio.to_thread(stack.wait_for_sql, count, [customer_id], [(connections - 1,)], 30)
+        rss_growth = web.memory_info().rss - rss_before
+        await chat.settle()
+        # The slow client reads again: what was buffered, then the end; it resumes from after_seq.
+        held = {start_seq}
+        try:
+            async for text in slow:
+                frame = json.loads(text)
+                if frame["type"] == "message":
+                    held.add(frame["message"]["seq"])
+        except ConnectionClosed:
+            pass
+        catch_up = Customer(slow_conv, [port], chat.ledger, {slow_conv["id"]: 0})
+        catch_up.held[slow_conv["id"]] = set(range(1, start_seq + 1)) | held
+        await catch_up.start()
+        await catch_up.fill(slow_conv["id"])
+        await catch_up.stop()
+    finally:
+        await chat.close()
+    (last_seq,) = stack.sql("SELECT last_seq FROM conversations_conversation WHERE id = %s", [slow_conv["id"]])[0]
+    assert catch_up.held[slow_conv["id"]] >= set(range(1, last_seq + 1))
+    assert chat.not_delivered_live(chat.sent[others_from:]) == []
+    assert rss_growth < 64 * 2**20, rss_growth
     assert_nothing_lost(chat)
