@@ -249,6 +249,10 @@ class Stack:
         except urllib.error.HTTPError as error:
             return error.code
 
+    @staticmethod
+    def wait_for(check, what: str, timeout: float) -> None:
+        wait_for(check, what, timeout)
+
     def wait_for_sql(self, query: str, params, expected, timeout: float) -> None:
         wait_for(lambda: self.sql(query, params) == expected, f"{query} = {expected}", timeout)
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.faults.chat import Chat, Customer
+from tests.faults.chat import Chat, Customer, over_capacity
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -195,3 +195,36 @@ async def test_a_client_that_stops_reading_is_let_go_and_catches_up_while_others
     assert chat.not_delivered_live(chat.sent[others_from:]) == []
     assert rss_growth < 64 * 2**20, rss_growth
     assert_nothing_lost(chat)
+
+
+async def test_a_celery_worker_killed_mid_drain_leaves_the_rest_to_the_sweep_and_assigns_nothing_twice(stack):
+    """Broke: SIGKILL to the only Celery worker (and its pool) while it drained a queue of
+    1,000 conversations that 20 agents had just become available for.
+    Verified: part of the queue was assigned when it died; a new worker's periodic sweep
+    assigns the rest; every conversation got exactly one agent and one "agent joined"
+    message, and no agent is over capacity."""
+    port = stack.start_web()
+    stack.start_worker("w1")
+    queued = await asyncio.to_thread(
+        stack.fixture, "assignment", "--conversations", "1000", "--agents", "20", "--keep-ongoing"
+    )
+    ids = queued["conversation_ids"]
+    active = "SELECT count(*) FROM conversations_conversation WHERE id = ANY(%s) AND status = 'active'"
+    statuses = await asyncio.gather(
+        *(asyncio.to_thread(stack.patch_me, port, a["token"], {"presence": "available"}) for a in queued["agents"])
+    )
+    assert set(statuses) == {200}
+    await asyncio.to_thread(stack.wait_for, lambda: stack.sql(active, [ids])[0][0] > 0, "the first assignments", 60)
+    stack.kill_worker("w1")
+    ((at_kill,),) = stack.sql(active, [ids])
+    stack.env["SWEEP_INTERVAL"] = "1"
+    stack.start_worker("w2", beat=True)
+    await asyncio.to_thread(stack.wait_until_active, ids, 120)
+    assert 0 < at_kill < len(ids), f"the kill did not land mid-drain ({at_kill} of {len(ids)} assigned)"
+    joined = stack.sql(
+        """SELECT conversation_id, count(*) FROM conversations_message
+           WHERE conversation_id = ANY(%s) AND kind = 'agent_joined' GROUP BY conversation_id""",
+        [ids],
+    )
+    assert len(joined) == len(ids) and {n for _, n in joined} == {1}
+    assert over_capacity(stack) == []
