@@ -208,7 +208,7 @@ async def test_fuzzed_frames_on_the_agent_socket_get_a_stable_answer_and_it_keep
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["widget", "agent"]), token=json_values, after_seq=json_values)
-async def test_fuzzed_auth_frames_are_refused_with_a_stable_code_and_4401_or_give_ready(
+async def test_fuzzed_auth_frames_are_refused_with_a_stable_code_and_closed_4401(
     socket, persistent, errors_logged, kind, token, after_seq
 ):
     path = f"/ws/widget/{persistent.widget_key}/" if kind == "widget" else "/ws/agent/"
