@@ -36,6 +36,8 @@ import psycopg
 import redis
 from psycopg import sql
 
+from omnichannel.limits import uvicorn_ws_args
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WORK = BASE_DIR / "var" / "bench"
@@ -51,6 +53,30 @@ def log(*parts) -> None:
 
 
 # --- processes ------------------------------------------------------------------------------------
+
+
+def omni_server_command(port: int) -> list[str]:
+    """One Omnichannel server process: README's production command (one worker per process)."""
+    return [
+        PY,
+        "-m",
+        "uvicorn",
+        "omnichannel.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws-ping-interval",
+        "20",
+        *uvicorn_ws_args(),
+        "--proxy-headers",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+    ]
+
 
 _children: list[subprocess.Popen] = []
 
@@ -230,30 +256,7 @@ class Bench:
     def start_omni(self, celery: bool = True) -> None:
         self.check_ports(self.omni_ports)
         for n, port in enumerate(self.omni_ports):
-            self.omni.append(
-                spawn(
-                    [
-                        PY,
-                        "-m",
-                        "uvicorn",
-                        "omnichannel.asgi:application",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--ws-ping-interval",
-                        "20",
-                        "--proxy-headers",
-                        "--no-access-log",
-                        "--log-level",
-                        "warning",
-                        "--backlog",
-                        "4096",
-                    ],
-                    self.env,
-                    f"uvicorn-{n}",
-                )
-            )
+            self.omni.append(spawn(omni_server_command(port), self.env, f"uvicorn-{n}"))
         if celery and not self.celery:
             self.celery.append(
                 spawn(

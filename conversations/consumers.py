@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,17 +33,33 @@ from conversations.models import Customer
 from conversations.selectors import MAX_PAGE, current_conversation, message_page
 from omnichannel import ratelimit
 from omnichannel.dbthreads import frame_sync_to_async
+from omnichannel.limits import MAX_FRAME
+from omnichannel.ratelimit import TokenBucket
+from omnichannel.text import is_unicode
 
 logger = logging.getLogger(__name__)
 
-AUTH_TIMEOUT = 10.0
-MAX_FRAME = 32 * 1024
+AUTH_TIMEOUT = 10.0  # seconds an unauthenticated socket may stay open (read when it connects)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
 SEND_TIMEOUT = settings.WS_SEND_TIMEOUT
+CLOSE_FLOODING = 4429  # docs/protocol-additions.md: frames kept coming far beyond the rate limit
 MESSAGE_RATE = (20, 10)  # per customer: 20 messages per 10 seconds
 TYPING_INTERVAL = 2.0
+# The consumers' clock for the per-socket frame budget (tests replace it, so nothing waits).
+monotonic = time.monotonic
+# An escaped UTF-16 surrogate in the raw text: the only way JSON can smuggle a lone one in.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def _frame_too_big(text: str) -> bool:
+    """More than MAX_FRAME bytes of UTF-8 (uvicorn's --ws-max-size counts bytes too)."""
+    if len(text) > MAX_FRAME:
+        return True
+    if len(text) * 4 <= MAX_FRAME:  # no character takes more than 4 bytes
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > MAX_FRAME
 
 
 class SeqTracker:
@@ -78,19 +95,28 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     membership, and message frames deduplicated by seq."""
 
     authenticated = False
+    # Every frame a socket sends (auth, typing, garbage, too big: all of them) spends a token of
+    # its own bucket, refilled at ``frame_rate`` a second up to ``frame_burst``; without one the
+    # frame is answered ``rate_limited`` unread. Refusals spend a second bucket of the same size
+    # and rate: a socket that keeps sending at more than twice the rate is closed (4429).
+    frame_rate = 10.0
+    frame_burst = 40
 
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
         self.sent = SeqTracker()
         self.auth_deadline: asyncio.Task | None = None
+        now = monotonic()
+        self.frame_budget = TokenBucket(self.frame_rate, self.frame_burst, now)
+        self.refusal_budget = TokenBucket(self.frame_rate, self.frame_burst, now)
         await self.accept()
-        self.auth_deadline = asyncio.ensure_future(self._close_if_not_authenticated())
+        self.auth_deadline = asyncio.ensure_future(self._close_if_not_authenticated(AUTH_TIMEOUT))
 
-    async def _close_if_not_authenticated(self) -> None:
-        await asyncio.sleep(AUTH_TIMEOUT)
+    async def _close_if_not_authenticated(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
         if not self.authenticated:
             await self.send_error(
-                "authentication_required", "No auth frame within 10 seconds.", close=CLOSE_UNAUTHENTICATED
+                "authentication_required", f"No auth frame within {timeout:g} seconds.", close=CLOSE_UNAUTHENTICATED
             )
 
     async def disconnect(self, code) -> None:
@@ -141,16 +167,20 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "message", "message": message})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not await self._within_frame_budget():
+            return
         client_id = None
         try:
-            if text_data is None or len(text_data) > MAX_FRAME:
+            if text_data is None or _frame_too_big(text_data):
                 raise BadFrame("Frames are JSON text of at most 32 KiB.")
             try:
                 frame = json.loads(text_data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep
                 raise BadFrame("The frame is not JSON.") from None
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise BadFrame('A frame is a JSON object with a "type".')
+            if _SURROGATE_ESCAPE.search(text_data) and not is_unicode(frame):
+                raise BadFrame("The frame holds a lone UTF-16 surrogate: it is not Unicode text.")
             client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
             if frame["type"] == "auth":
                 if self.authenticated:
@@ -179,6 +209,20 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             error = Unavailable()
             await self.send_error(error.code, error.detail, client_id=client_id)
 
+    async def _within_frame_budget(self) -> bool:
+        """Spends a token of this socket's frame budget; False (after answering) when there was
+        none. No I/O: the per-socket limit costs nothing on the hot path."""
+        now = monotonic()
+        wait = self.frame_budget.take(now)
+        if not wait:
+            return True
+        if self.refusal_budget.take(now):
+            await self.send_error("rate_limited", "Too many frames for too long; closing.", close=CLOSE_FLOODING)
+        else:
+            error = RateLimited("Too many frames on this socket; slow down.")
+            await self.send_error(error.code, error.detail, retry_after=_seconds(wait))
+        return False
+
     def frame_handlers(self) -> dict[str, Any]:
         return {}
 
@@ -195,6 +239,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 
     async def on_frame(self, frame: dict[str, Any]) -> None:
         await self.send_frame(frame)
+
+
+def _seconds(wait: float) -> float:
+    """A retry hint: seconds, rounded up to the millisecond."""
+    return -(-round(wait * 1_000_000) // 1000) / 1000
 
 
 def required(frame: dict[str, Any], name: str, kind: type = str) -> Any:
@@ -313,8 +362,9 @@ class WidgetConsumer(ProtocolConsumer):
     async def on_message_send(self, frame: dict[str, Any]) -> None:
         client_id = required(frame, "client_id")
         body = required(frame, "body")
-        if not await ratelimit.aallow(f"customer:{self.customer.pk}", *MESSAGE_RATE):
-            raise RateLimited()
+        key = f"customer:{self.customer.pk}"
+        if not await ratelimit.aallow(key, *MESSAGE_RATE):
+            raise RateLimited(retry_after=_seconds(await ratelimit.aretry_after(key, MESSAGE_RATE[1])))
         result = await frame_sync_to_async(services.customer_message_send)(
             widget=self.widget, customer=self.customer, body=body, client_id=client_id
         )

@@ -17,7 +17,28 @@ import sys
 import time
 from pathlib import Path
 
+from omnichannel.limits import uvicorn_ws_args
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def web_command(host: str, port: int) -> list[str]:
+    """The ASGI server of ``make run``, with the WebSocket limits of omnichannel.limits."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "omnichannel.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--ws-ping-interval",
+        "20",
+        *uvicorn_ws_args(),
+        "--lifespan",
+        "off",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,20 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     python = sys.executable
     commands = {
-        "web": [
-            python,
-            "-m",
-            "uvicorn",
-            "omnichannel.asgi:application",
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-            "--ws-ping-interval",
-            "20",
-            "--lifespan",
-            "off",
-        ],
+        "web": web_command(args.host, args.port),
         "worker": [
             python,
             "-m",

@@ -3,7 +3,10 @@
 A sorted set per key holds the instants of recent hits; a hit is allowed while fewer than
 ``limit`` remain within ``window`` seconds. Exact (no fixed-window edge bursts). One Lua
 script does the whole check in one round trip, atomically; consumers call ``aallow`` on their
-event loop (no thread), everything else ``allow``."""
+event loop (no thread), everything else ``allow``.
+
+``TokenBucket`` is the other kind: in memory, for one socket's own frames, so the hot path
+makes no round trip at all."""
 
 from __future__ import annotations
 
@@ -63,3 +66,31 @@ def _async_script():
 async def aallow(key: str, limit: int, window: float) -> bool:
     keys, args = _args(key, limit, window)
     return bool(await _async_script()(keys=keys, args=args))
+
+
+async def aretry_after(key: str, window: float) -> float:
+    """Seconds until the oldest hit of ``key`` leaves its window: when a refused caller may try
+    again. (A second round trip, made only after a refusal.)"""
+    client = _async_script().registered_client
+    oldest = await client.zrange(f"omnichannel:rate:{key}", 0, 0, withscores=True)
+    return max(0.0, oldest[0][1] + window - time.time()) if oldest else 0.0
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; one per hit. In memory and for one
+    owner (a socket): a few float operations, no lock, no I/O."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), now
+
+    def take(self, now: float) -> float:
+        """0.0 when a token was there (and is now used); otherwise the seconds until one is."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens > 1 - 1e-9:  # a caller that waited the time this returned gets its token
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate

@@ -244,7 +244,7 @@ REST_FRAMEWORK = {
         "agent": env.str("THROTTLE_AGENT", default="1200/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["omnichannel.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Omnichannel API",

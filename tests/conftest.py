@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import AgentFactory, UserFactory
+
+# Property and fuzz tests (hypothesis, schemathesis). "ci", the default: the same examples on
+# every run (derandomized, no example database), so a failure reproduces from the commit alone
+# and hypothesis prints the failing example. HYPOTHESIS_PROFILE=explore draws new examples on each
+# run (pytest prints the seed; --hypothesis-seed=N replays it).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import checks
 
 from conversations import services
+from conversations.authentication import issue_visitor_token
 from tests.realtime.conftest import customer_token
 
 # What the issue asks: no server error, and every response as the schema says (status code,
@@ -45,34 +46,57 @@ def _keep_the_test_connection():
 
 
 @pytest.fixture
-def world(persistent, customer, alice):
+def world(persistent, live, customer, alice, superuser):
+    """A conversation of the persistent widget's customer, assigned to alice; credentials of
+    every kind of caller of the API."""
     conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hi").conversation
-    services.conversation_assign(conversation_id=conversation.pk, agent=alice)
+    conversation.refresh_from_db()
+    if conversation.agent_id is None:
+        services.conversation_assign(conversation_id=conversation.pk, agent=alice)
     return {
-        "widget_key": persistent.widget_key,
         "conversation_id": conversation.pk,
-        "customer": "Bearer " + customer_token(persistent.authentication_setting, customer.external_id),
+        # widget paths: (widget key, credential)
+        "customer": (
+            persistent.widget_key,
+            "Bearer " + customer_token(persistent.authentication_setting, customer.external_id),
+        ),
+        "visitor": (live.widget_key, "Bearer " + issue_visitor_token(live)),
+        # agent paths: credential
         "agent": "Token " + Token.objects.get_or_create(user=alice.user)[0].key,
+        "staff": "Token " + Token.objects.get_or_create(user=superuser)[0].key,
     }
 
 
+# Who calls: the customer (JWT, persistent widget) or a visitor (live widget) on widget paths; an
+# agent or a staff supervisor without an agent profile on agent paths.
+CALLERS = [("customer", "agent"), ("visitor", "staff")]
+
+
+def authorize(case, world, callers, *, fill_ids: bool) -> dict:
+    widget_caller, agent_caller = callers
+    if case.path.startswith("/api/v1/widget/"):
+        widget_key, credential = world[widget_caller]
+        if fill_ids and "widget_key" in (case.path_parameters or {}):
+            case.path_parameters["widget_key"] = widget_key
+    else:
+        credential = world[agent_caller]
+    if fill_ids and "conversation_id" in (case.path_parameters or {}):
+        case.path_parameters["conversation_id"] = world["conversation_id"]
+    cache.clear()  # throttles would otherwise answer 429 to most generated calls
+    return {"Authorization": credential}
+
+
+@pytest.mark.parametrize("callers", CALLERS, ids=["customer-and-agent", "visitor-and-staff"])
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_error_and_no_schema_violation(case, world):
-    if "widget_key" in (case.path_parameters or {}):
-        case.path_parameters["widget_key"] = world["widget_key"]
-    if "conversation_id" in (case.path_parameters or {}):
-        case.path_parameters["conversation_id"] = world["conversation_id"]
-    credential = world["customer"] if case.path.startswith("/api/v1/widget/") else world["agent"]
-    cache.clear()  # throttles would otherwise answer 429 to most generated calls
-    case.call_and_validate(headers={"Authorization": credential}, checks=CHECKS)
+def test_no_server_error_and_no_schema_violation(case, world, callers):
+    case.call_and_validate(headers=authorize(case, world, callers, fill_ids=True), checks=CHECKS)
 
 
+@pytest.mark.parametrize("callers", CALLERS, ids=["customer-and-agent", "visitor-and-staff"])
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-def test_generated_keys_and_ids_get_a_documented_answer_too(case, world):
+def test_generated_keys_and_ids_get_a_documented_answer_too(case, world, callers):
     """Unknown widget keys, ids out of any range, keys that are not slugs: a documented error
     (JSON, in the schema), never a server error or Django's HTML page."""
-    credential = world["customer"] if case.path.startswith("/api/v1/widget/") else world["agent"]
-    cache.clear()
-    case.call_and_validate(headers={"Authorization": credential}, checks=CHECKS)
+    case.call_and_validate(headers=authorize(case, world, callers, fill_ids=False), checks=CHECKS)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 
+from omnichannel.limits import uvicorn_ws_args
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 PY = sys.executable
 
@@ -188,7 +190,7 @@ class Stack:
         port = port or free_port()
         self.web[port] = self._spawn(
             [PY, "-m", "uvicorn", "omnichannel.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning", *(args or [])],
+             "--no-access-log", "--log-level", "warning", *uvicorn_ws_args(), *(args or [])],
             f"web-{port}",
             env,
         )  # fmt: skip

@@ -6,11 +6,11 @@ database), so it runs in CI."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket as socketlib
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from omnichannel.devrun import web_command
 from tests.realtime.conftest import customer_token
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -40,8 +41,11 @@ def database_url() -> str:
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def servers(tmp_path):
+@contextlib.contextmanager
+def live_servers(count: int, tmp_path):
+    """``count`` server processes on free ports, each started with the command ``make run``
+    uses (omnichannel.devrun.web_command: uvicorn with the WebSocket limits of
+    omnichannel.limits), on this test's database and Redis."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -49,15 +53,8 @@ def servers(tmp_path):
         "CELERY_TASK_ALWAYS_EAGER": "1",
         "OMNICHANNEL_VAR_DIR": str(tmp_path),
     }
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "omnichannel.asgi:application", "--port", str(port), "--lifespan", "off"],
-            env=env,
-            cwd=BASE_DIR,
-        )
-        for port in ports
-    ]
+    ports = [free_port() for _ in range(count)]
+    processes = [subprocess.Popen(web_command("127.0.0.1", port), env=env, cwd=BASE_DIR) for port in ports]
     try:
         for port in ports:
             deadline = time.monotonic() + 60
@@ -74,6 +71,12 @@ def servers(tmp_path):
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    with live_servers(2, tmp_path) as ports:
+        yield ports
 
 
 async def frames_until(ws, predicate, timeout=10):

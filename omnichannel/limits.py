@@ -1,0 +1,17 @@
+"""WebSocket limits: one source for the consumers and for every command that starts the ASGI
+server (``omnichannel.devrun``, ``bench/run.py``, README's production command). No Django
+import, so the process supervisors can read it before Django is set up."""
+
+from __future__ import annotations
+
+# The largest frame a consumer reads: UTF-8 bytes of one text frame. Larger: a ``bad_frame``.
+MAX_FRAME = 32 * 1024
+# uvicorn's ``--ws-max-size``: a little above MAX_FRAME, so the server refuses a larger frame
+# (close 1009) from its length before buffering it whole, and every frame in between still
+# reaches the consumer, which answers ``bad_frame`` and keeps the socket open.
+WS_MAX_SIZE = MAX_FRAME + 4 * 1024
+
+
+def uvicorn_ws_args() -> list[str]:
+    """The uvicorn options every real start of the server passes."""
+    return ["--ws-max-size", str(WS_MAX_SIZE)]

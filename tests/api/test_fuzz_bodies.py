@@ -1,0 +1,167 @@
+"""Fuzzing the REST API with hypothesis: every widget and agent endpoint of the URL conf
+(generated, so a new one is fuzzed too), each method, generated JSON bodies (or text that is
+not JSON), query strings and credentials. Never a 500; every 4xx is JSON ``{"code", "detail"}``
+with a code of PROTOCOL.md or docs/protocol-additions.md. Bounded for CI."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.authtoken.models import Token
+
+from conversations.authentication import issue_visitor_token
+from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.realtime.conftest import customer_token
+from tests.realtime.test_fuzz_frames import json_values
+from tests.urlconf import *  # noqa: F403 - staff_agent, samples, unthrottled (fixtures)
+from tests.urlconf import endpoints
+
+pytestmark = pytest.mark.django_db
+
+REST_CODES = {
+    "invalid_token",
+    "authentication_required",
+    "forbidden",
+    "origin_not_allowed",
+    "not_found",
+    "invalid_transition",
+    "customer_cannot_end",
+    "outside_operating_hours",
+    "body_empty",
+    "body_too_long",
+    "bad_frame",
+    "rate_limited",
+    "validation_error",
+    "agent_unavailable",
+    "csrf_failed",
+    "method_not_allowed",
+    "unsupported_media_type",
+    "not_acceptable",
+}
+BODY_FIELDS = ["client_id", "body", "presence", "agent_id", "queue_id", "notes", "token"]
+QUERY_FIELDS = ["after_seq", "before_seq", "limit", "status"]
+ALL_METHODS = ["get", "post", "patch", "put", "delete"]
+
+
+def api_calls(samples) -> list[tuple[str, str, list[str]]]:
+    """(label, path, the methods its view answers) for every API endpoint of the URL conf."""
+    calls = []
+    for label, path, pattern in endpoints(samples):
+        if label.startswith("api-") and label not in ("api-schema", "api-docs"):
+            view = getattr(pattern.callback, "cls", None)
+            calls.append((label, path, [m for m in ("get", "post", "patch") if hasattr(view, m)] or ["get"]))
+    return calls
+
+
+@st.composite
+def bodies(draw):
+    shaped = st.dictionaries(st.sampled_from(BODY_FIELDS), json_values, max_size=4)
+    value = draw(st.one_of(shaped, shaped, json_values))
+    choice = draw(st.sampled_from(["json-ascii", "json-ascii", "json", "text", "nested", "empty"]))
+    if choice == "text":
+        return draw(st.text(max_size=100) | st.sampled_from(["{", "NaN", "null", "[1,]", '{"a":1}x']))
+    if choice == "nested":
+        depth = draw(st.integers(1, 20_000))
+        return "[" * depth + "]" * depth
+    if choice == "empty":
+        return ""
+    return json.dumps(value, ensure_ascii=choice == "json-ascii")
+
+
+query_values = st.one_of(
+    st.text(max_size=20), st.integers().map(str), st.sampled_from(["²", "1e3", "-0", "9" * 30, "active,,closed"])
+)
+queries = st.dictionaries(st.sampled_from(QUERY_FIELDS) | st.text(max_size=5), query_values, max_size=3).map(urlencode)
+
+
+@pytest.fixture
+def credentials(samples, staff_agent, persistent, live, customer, outsider_agent):
+    """For widget paths (the live widget of ``samples``): a visitor token, a JWT of another
+    widget's site, garbage, none. For agent paths: the staff agent's, another agent's, garbage,
+    none."""
+    return {
+        "widget": [
+            f"Bearer {issue_visitor_token(live)}",
+            f"Bearer {customer_token(persistent.authentication_setting)}",
+            "Bearer garbage",
+            None,
+        ],
+        "agent": [
+            f"Token {Token.objects.create(user=staff_agent.user).key}",
+            f"Token {Token.objects.create(user=outsider_agent.user).key}",
+            "Token garbage",
+            None,
+        ],
+    }
+
+
+@pytest.fixture
+def outsider_agent(db):
+    from tests.factories import AgentFactory
+
+    return AgentFactory(user__username="mallory")
+
+
+def assert_a_documented_answer(response, what: str) -> None:
+    assert response.status_code < 500, what
+    if response.status_code >= 400:
+        body = response.json()
+        assert body["code"] in REST_CODES and isinstance(body["detail"], str), (what, body)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_fuzzed_bodies_queries_and_credentials_never_get_a_500_and_every_error_has_a_code(samples, credentials, data):
+    label, path, methods = data.draw(st.sampled_from(api_calls(samples)), label="endpoint")
+    # Mostly what the view answers, with its valid credential: past the 405s and 401s, into the
+    # code that reads the body and the query.
+    method = data.draw(
+        st.sampled_from(methods) | st.sampled_from(methods) | st.sampled_from(ALL_METHODS), label="method"
+    )
+    side = "widget" if label.startswith("api-widget") else "agent"
+    valid, *others = credentials[side]
+    credential = data.draw(st.just(valid) | st.just(valid) | st.sampled_from(others), label="credential")
+    query = data.draw(queries, label="query")
+    body = data.draw(bodies(), label="body")
+    headers = {"HTTP_AUTHORIZATION": credential} if credential else {}
+    client = Client(raise_request_exception=False)
+    url = f"{path}?{query}" if query else path
+    if method == "get":
+        response = client.get(url, **headers)
+    else:
+        # A raw lone surrogate (ensure_ascii=False) goes as the bytes a client could send: not UTF-8.
+        raw = body.encode("utf-8", "surrogatepass")
+        response = getattr(client, method)(url, raw, content_type="application/json", **headers)
+    assert_a_documented_answer(response, f"{method.upper()} {url} {body[:80]!r}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"client_id": "x", "body": "\\ud800"}',
+        '{"presence": "\\udfff"}',
+        '{"\\ud800": 1}',
+        "[" * 5000 + "]" * 5000,
+        '{"a": ' * 3000 + "1" + "}" * 3000,
+    ],
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("post", "/api/v1/widget/{key}/conversation/messages/"), ("patch", "/api/v1/agent/me/")]
+)
+def test_lone_surrogates_and_deep_nesting_are_bad_frame_not_a_500(samples, credentials, method, path, body):
+    """Were 500s: a ChoiceField echoed "\\udfff" into an error the renderer could not encode, and
+    the JSON parser's RecursionError went uncaught."""
+    credential = credentials["widget"][0] if "widget" in path else credentials["agent"][0]
+    client = Client(raise_request_exception=False)
+    url = path.format(key=samples["widget_key"])
+    response = getattr(client, method)(url, body, content_type="application/json", HTTP_AUTHORIZATION=credential)
+    assert (response.status_code, response.json()["code"]) == (400, "bad_frame")

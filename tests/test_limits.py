@@ -1,0 +1,40 @@
+"""One number for the WebSocket frame limit (omnichannel/limits.py): the consumers read it,
+and every place that starts uvicorn for real passes the server's limit just above it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench.run import omni_server_command
+from conversations import consumers
+from omnichannel import limits
+from omnichannel.devrun import web_command
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SERVER_LIMIT = ["--ws-max-size", str(limits.WS_MAX_SIZE)]
+
+
+def has_server_limit(command: list[str]) -> bool:
+    return any(command[i : i + 2] == SERVER_LIMIT for i in range(len(command)))
+
+
+def test_the_servers_limit_is_a_little_above_the_consumers():
+    assert consumers.MAX_FRAME is limits.MAX_FRAME
+    assert limits.MAX_FRAME < limits.WS_MAX_SIZE <= 2 * limits.MAX_FRAME
+
+
+def test_make_run_and_the_benchmark_start_uvicorn_with_the_limit():
+    assert has_server_limit(web_command("127.0.0.1", 8000))
+    assert has_server_limit(omni_server_command(8101))
+
+
+def test_every_uvicorn_command_in_the_docs_passes_the_limit():
+    commands = [
+        (path.name, line)
+        for path in [BASE_DIR / "README.md", *sorted((BASE_DIR / "docs").glob("*.md"))]
+        for line in path.read_text().splitlines()
+        if re.match(r"\s*(\S*/)?uvicorn omnichannel\.asgi", line)
+    ]
+    assert commands, "README's production command was not found"
+    assert [(name, line) for name, line in commands if not has_server_limit(line.split())] == []
