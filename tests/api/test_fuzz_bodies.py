@@ -17,32 +17,14 @@ from rest_framework.authtoken.models import Token
 from conversations.authentication import issue_visitor_token
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
 from tests.realtime.conftest import customer_token
-from tests.realtime.test_fuzz_frames import json_values
+from tests.realtime.test_fuzz_frames import SOCKET_CODES, json_values
 from tests.urlconf import *  # noqa: F403 - staff_agent, samples, unthrottled (fixtures)
 from tests.urlconf import endpoints
 
 pytestmark = pytest.mark.django_db
 
-REST_CODES = {
-    "invalid_token",
-    "authentication_required",
-    "forbidden",
-    "origin_not_allowed",
-    "not_found",
-    "invalid_transition",
-    "customer_cannot_end",
-    "outside_operating_hours",
-    "body_empty",
-    "body_too_long",
-    "bad_frame",
-    "rate_limited",
-    "validation_error",
-    "agent_unavailable",
-    "csrf_failed",
-    "method_not_allowed",
-    "unsupported_media_type",
-    "not_acceptable",
-}
+# The socket's codes, plus those only HTTP has.
+REST_CODES = SOCKET_CODES | {"csrf_failed", "method_not_allowed", "unsupported_media_type", "not_acceptable"}
 BODY_FIELDS = ["client_id", "body", "presence", "agent_id", "queue_id", "notes", "token"]
 QUERY_FIELDS = ["after_seq", "before_seq", "limit", "status"]
 ALL_METHODS = ["get", "post", "patch", "put", "delete"]

@@ -15,14 +15,12 @@ Each test says in its docstring which clock fault it applies and what it verifie
 from __future__ import annotations
 
 import logging
-import threading
 import zoneinfo
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
-from django.db import connections
 from rest_framework.test import APIClient
 
 from conversations import services, sweeps
@@ -31,6 +29,7 @@ from conversations.errors import OutsideOperatingHours
 from conversations.models import Conversation, Customer, Status
 from conversations.tasks import sweep_task
 from tests.conversations.conftest import *  # noqa: F403 - the engine's cast (widgets, agents, customers)
+from tests.conversations.test_concurrency import run_concurrently
 from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
 from workstreams.models import OperatingHours, OperatingInterval, Workstream
 
@@ -428,29 +427,6 @@ def test_a_worker_acting_on_a_stale_list_of_due_conversations_closes_nothing_twi
         assert sweep_task()["waiting_timeout"] == 1
         assert [services.conversation_auto_close(conversation_id=pk, reason=r) for pk, r in stale] == [None]
     assert kinds(refresh(conversation)).count("auto_closed") == 1
-
-
-def run_concurrently(functions) -> list:
-    """Start every function at once (barrier), each on its own thread and database connection."""
-    barrier = threading.Barrier(len(functions))
-    results: list = [None] * len(functions)
-
-    def worker(index, function):
-        try:
-            barrier.wait()
-            results[index] = function()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-        assert not thread.is_alive(), "a sweep hung (deadlock?)"
-    return results
 
 
 @pytest.mark.postgres
