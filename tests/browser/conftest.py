@@ -117,8 +117,29 @@ def new_page(chromium):
         context = chromium.new_context(viewport={"width": width, "height": height}, locale=locale)
         context.set_default_timeout(10_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        _log_page_troubles(page)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+
+
+def _log_page_troubles(page) -> None:
+    """What the page said and what it was refused (console, script errors, HTTP answers of 400
+    and up, socket closes), printed as it happens: a failing test's report shows them."""
+
+    def on_response(response):
+        if response.status >= 400:
+            print(f"[http {response.status}] {response.request.method} {response.url}")
+
+    def on_socket(ws):
+        print(f"[ws open] {ws.url}")
+        ws.on("framereceived", lambda payload: '"error"' in str(payload) and print(f"[ws error] {payload}"))
+        ws.on("close", lambda _ws: print(f"[ws close] {ws.url}"))
+
+    page.on("console", lambda message: print(f"[console {message.type}] {message.text}"))
+    page.on("pageerror", lambda error: print(f"[page error] {error}"))
+    page.on("response", on_response)
+    page.on("websocket", on_socket)
