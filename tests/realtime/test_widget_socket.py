@@ -396,3 +396,32 @@ async def test_a_message_waiting_for_a_row_lock_does_not_hold_up_other_customers
         release.set()
         await asyncio.to_thread(holder.join, 10)
     await ann.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "ann-2", timeout=5)
+
+
+async def test_frames_and_group_events_do_not_hop_to_channels_sync_thread(socket, persistent, alice, monkeypatch):
+    """Channels' dispatch awaits ``aclose_old_connections()`` (a round trip to its one sync
+    thread) before every handler; the consumers reach the database only through calls that
+    close stale connections themselves, so they skip it (docs/benchmark.md)."""
+    import channels.consumer
+
+    hops = []
+
+    async def counted():
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    from tests.realtime.test_agent_socket import connect_agent
+
+    agent, _ = await connect_agent(socket, alice)
+    s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting))
+    await s.send({"type": "message.send", "client_id": "c-1", "body": "Hello"})
+    await s.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "c-1")
+    active = await agent.until(lambda f: f["type"] == "conversation" and f["conversation"]["status"] == "active")
+    conversation_id = active["conversation"]["id"]
+    await agent.send({"type": "message.send", "conversation_id": conversation_id, "client_id": "a-1", "body": "Hi"})
+    await s.until(lambda f: f["type"] == "message" and f["message"]["body"] == "Hi")
+    await s.send({"type": "message.send", "client_id": "c-2", "body": "Thanks"})
+    await agent.until(lambda f: f["type"] == "message" and f["message"]["body"] == "Thanks")
+    await s.close()
+    await agent.close()
+    assert hops == []
