@@ -130,7 +130,7 @@ def _append(
     message = _next_message(
         conversation, now, sender=sender, body=body, kind=kind, agent=agent, author=author, client_id=client_id
     )
-    message.save(force_insert=True)
+    _insert_message(message)
     events.publish_message(message)
     return message
 
@@ -284,11 +284,69 @@ def _ongoing(customer: Customer, workstream_id: int, widget: ChatWidget | None =
 def _lock_row(where: str, params: list) -> Conversation | None:
     """The first conversation row matching ``where`` (a constant condition of this module; values
     go in ``params``), locked (``FOR UPDATE``) where the database can lock rows."""
+    select, attnames, converters = _row_sql(connection.vendor)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY id LIMIT 1{lock}"  # noqa: S608 - constant parts, values bound
-    query = Conversation.objects.raw(sql, params)
-    return next(iter(query), None)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{select} WHERE {where} ORDER BY id LIMIT 1{lock}", params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if converters:
+        row = list(row)
+        for index, functions, column in converters:
+            value = row[index]
+            for convert in functions:
+                value = convert(value, column, connection)
+            row[index] = value
+    return Conversation.from_db(connection.alias, attnames, row)
+
+
+@lru_cache(maxsize=8)
+def _row_sql(vendor: str) -> tuple[str, list[str], tuple]:
+    """``SELECT <every column> FROM conversation``, the fields' attribute names in that order,
+    and the value converters the query compiler would apply (none on PostgreSQL; dates on
+    SQLite): what ``raw()`` does, without resolving the model's columns again for every row."""
+    table = Conversation._meta.db_table
+    fields = Conversation._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((index, tuple(functions), column))
+    select = f"SELECT {columns} FROM {connection.ops.quote_name(table)}"  # noqa: S608 - names from the model
+    return select, [field.attname for field in fields], tuple(converters)
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(vendor: str) -> tuple[str, tuple, bool]:
+    """``INSERT INTO message (<every column but id>) … RETURNING id`` where the database can."""
+    meta = Message._meta
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    returning = connection.features.can_return_columns_from_insert
+    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    if returning:
+        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
+    return sql, fields, returning
+
+
+def _insert_message(message: Message) -> None:
+    """``message.save(force_insert=True)`` without compiling the INSERT for every message
+    (Message has no save() override and no save signals)."""
+    sql, fields, returning = _insert_sql(connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        if returning:
+            pk = cursor.fetchone()[0]
+        else:
+            pk = connection.ops.last_insert_id(cursor, Message._meta.db_table, Message._meta.pk.column)
+    message.pk = pk
+    message._state.adding = False
+    message._state.db = connection.alias
 
 
 def _has_client_message(conversation_ids: list[int], sender: str, client_id: str) -> int | None:
