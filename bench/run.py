@@ -122,18 +122,31 @@ def _stop_all() -> None:
         stop(process, timeout=5)
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
+def wait_until(check, what: str, timeout: float = 60, interval: float = 0.2) -> None:
+    """Until ``check()`` is true (an OSError counts as not yet); AssertionError after ``timeout``
+    seconds. The bench's and the fault tests' processes are awaited with it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+            if check():
+                return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise SystemExit(f"{url} did not answer within {timeout} s (see {WORK}/*.log)")
-        time.sleep(0.2)
+            raise AssertionError(f"{what} did not come up within {timeout:g} s")
+        time.sleep(interval)
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    try:
+        wait_until(lambda: http_ok(url), url, timeout)
+    except AssertionError:
+        raise SystemExit(f"{url} did not answer within {timeout} s (see {WORK}/*.log)") from None
 
 
 def port_in_use(port: int) -> bool:

@@ -14,13 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import psycopg
 
+from bench.run import http_ok, wait_until
 from omnichannel.limits import uvicorn_ws_args
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -34,16 +34,7 @@ def free_port() -> int:
 
 
 def wait_for(check, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not come up within {timeout:g} s")
-        time.sleep(0.1)
+    wait_until(check, what, timeout, interval=0.1)
 
 
 def postgres_bindir() -> Path | None:
@@ -194,7 +185,7 @@ class Stack:
             f"web-{port}",
             env,
         )  # fmt: skip
-        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200, "web")
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "web")
         return port
 
     def kill_web(self, port: int) -> None:
