@@ -16,7 +16,6 @@ from conversations import events, services
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
 from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
-from omnichannel.dbthreads import frame_sync_to_async
 
 TYPING_INTERVAL = 2.0
 
@@ -90,7 +89,7 @@ class AgentConsumer(ProtocolConsumer):
         conversation_id = required(frame, "conversation_id", int)
         client_id = required(frame, "client_id")
         body = required(frame, "body")
-        result = await frame_sync_to_async(services.agent_message_send)(
+        result = await services.aagent_message_send(
             conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
         )
         await self.send_message(events.message_object(result.message), force=not result.created)

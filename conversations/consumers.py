@@ -33,7 +33,6 @@ from conversations.errors import (
 from conversations.models import Customer
 from conversations.selectors import MAX_PAGE, current_conversation, message_page
 from omnichannel import ratelimit
-from omnichannel.dbthreads import frame_sync_to_async
 from omnichannel.limits import MAX_FRAME
 from omnichannel.ratelimit import TokenBucket
 from omnichannel.text import is_unicode
@@ -382,7 +381,7 @@ class WidgetConsumer(ProtocolConsumer):
         key = f"customer:{self.customer.pk}"
         if not await ratelimit.aallow(key, *MESSAGE_RATE):
             raise RateLimited(retry_after=_seconds(await ratelimit.aretry_after(key, MESSAGE_RATE[1])))
-        result = await frame_sync_to_async(services.customer_message_send)(
+        result = await services.acustomer_message_send(
             widget=self.widget, customer=self.customer, body=body, client_id=client_id
         )
         if result.conversation.pk != self.conversation_id and result.created:

@@ -257,12 +257,24 @@ def broadcast_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:
     transaction.on_commit(lambda: send_now(groups, frame))
 
 
-def publish_message(message: Message) -> None:
+def _message_groups(message: Message) -> list[str]:
     conversation = message.conversation
     groups = [customer_group(conversation.customer_id, conversation.workstream_id), SUPERVISORS_GROUP]
     if conversation.agent_id:
         groups.append(agent_group(conversation.agent_id))
-    broadcast_on_commit(groups, message_frame(message))
+    return groups
+
+
+def publish_message(message: Message) -> None:
+    broadcast_on_commit(_message_groups(message), message_frame(message))
+
+
+def publish_message_committed(message: Message) -> None:
+    """On the server's event loop, a message its statement has committed already (the
+    one-statement path of conversations.services): to this loop's publisher, now."""
+    layer = get_channel_layer()
+    if layer is not None:
+        _publish_later(layer, _message_groups(message), {"type": "broadcast", "frame": message_frame(message)})
 
 
 def publish_conversation(conversation: Conversation, *, previous_agent_id: int | None = None) -> None:

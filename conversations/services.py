@@ -17,6 +17,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
+from psycopg import Error as PsycopgError
+from psycopg.errors import UniqueViolation
 
 from agents.models import Agent, Presence
 from conversations import events
@@ -41,6 +43,8 @@ from conversations.models import (
     Status,
 )
 from conversations.selectors import capacity_used
+from omnichannel import asyncdb
+from omnichannel.dbthreads import frame_sync_to_async
 from workstreams.models import AutomatedMessageKind as Kind
 from workstreams.models import ChatWidget, DistributionMode, Queue
 from workstreams.selectors import automated_message
@@ -576,6 +580,146 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
         if resumed:
             sync_presence(agent.pk, now)
     return SendResult(message, conversation, created=True)
+
+
+# --- A message from the event loop ----------------------------------------------------------------
+# Nearly every message goes into an active conversation and changes nothing but its last_seq and
+# times. On PostgreSQL that case is one statement on a connection of the server's own event loop
+# (omnichannel.asyncdb): it bumps last_seq under the row lock the UPDATE takes, checks the
+# client_id, and inserts the message; in autocommit it is its own transaction. When the
+# conversation is in any other state (none yet, open, waiting, returned, someone else's), the
+# client_id was used before, or the statement fails, it writes nothing and the message takes the
+# full path above on a frame thread, which decides, answers and raises exactly as before.
+
+
+async def acustomer_message_send(
+    *, widget: ChatWidget, customer: Customer, body: object, client_id: object = None
+) -> SendResult:
+    """``customer_message_send`` for a consumer: one statement when the conversation is active."""
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    if asyncdb.enabled():
+        params = {"customer": customer.pk, "workstream": widget.workstream_id, "agent": None, "author": customer.name}
+        result = await _message_statement(Sender.CUSTOMER, params, body, client_id)
+        if result is not None:
+            return result
+    return await frame_sync_to_async(customer_message_send)(
+        widget=widget, customer=customer, body=body, client_id=client_id
+    )
+
+
+async def aagent_message_send(
+    *, conversation_id: int, agent: Agent, body: object, client_id: object = None
+) -> SendResult:
+    """``agent_message_send`` for a consumer: one statement when the conversation is active and
+    no returning customer waits for this answer."""
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    in_range = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
+    if asyncdb.enabled() and in_range and 0 < conversation_id <= MAX_ID:
+        params = {"conversation": conversation_id, "agent": agent.pk, "author": agent.display_name}
+        result = await _message_statement(Sender.AGENT, params, body, client_id)
+        if result is not None:
+            return result
+    return await frame_sync_to_async(agent_message_send)(
+        conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
+    )
+
+
+async def _message_statement(sender: str, params: dict, body: str, client_id: str | None) -> SendResult | None:
+    """The message, written by one statement and published; None when it wrote nothing."""
+    now = timezone.now()
+    params.update(sender=sender, body=body, client_id=client_id, now=now)
+    try:
+        async with asyncdb.connect() as conn:
+            cursor = await conn.execute(_statement_sql(sender), params)
+            row = await cursor.fetchone()
+    except UniqueViolation:
+        return None  # the same client_id, sent again at the same moment: the full path answers
+    except (PsycopgError, asyncdb.Unavailable):
+        logger.warning("the one-statement message path failed; taking the full path", exc_info=True)
+        return None
+    if row is None:
+        return None
+    message_id, conversation_id, seq, customer_id, workstream_id, agent_id = row
+    # The columns the statement knows; the others are deferred, as with .only().
+    known = {
+        "id": conversation_id,
+        "customer_id": customer_id,
+        "workstream_id": workstream_id,
+        "agent_id": agent_id,
+        "status": Status.ACTIVE,
+        "last_seq": seq,
+    }
+    names = [field.attname for field in Conversation._meta.concrete_fields if field.attname in known]
+    conversation = Conversation.from_db(connection.alias, names, [known[name] for name in names])
+    message = Message(
+        id=message_id,
+        conversation=conversation,
+        seq=seq,
+        sender=sender,
+        agent_id=params["agent"],
+        author=params["author"],
+        body=body,
+        client_id=client_id,
+        created_at=now,
+    )
+    message._state.adding = False
+    message._state.db = connection.alias
+    events.publish_message_committed(message)
+    return SendResult(message, conversation, created=True)
+
+
+# The message row, from the conversation row the statement updated (``c``) and the parameters.
+_STATEMENT_VALUES = {
+    "conversation_id": "c.id",
+    "seq": "c.last_seq",
+    "sender": "%(sender)s",
+    "agent_id": "%(agent)s",
+    "author": "%(author)s",
+    "kind": "''",
+    "body": "%(body)s",
+    "client_id": "%(client_id)s",
+    "created_at": "%(now)s",
+}
+
+
+@lru_cache(maxsize=2)
+def _statement_sql(sender: str) -> str:
+    """The statement of ``_message_statement`` (PostgreSQL). The UPDATE locks the row; should the
+    conversation change while it waits, PostgreSQL checks the conditions again on the new row."""
+    quote = connection.ops.quote_name
+    conversations = quote(Conversation._meta.db_table)
+    messages = quote(Message._meta.db_table)
+    fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(_STATEMENT_VALUES[field.attname] for field in fields)
+    ongoing = ", ".join(f"'{status}'" for status in ONGOING)
+    if sender == Sender.CUSTOMER:
+        update = f"""UPDATE {conversations} AS t
+            SET last_seq = t.last_seq + 1, last_customer_message_at = %(now)s, last_activity_at = %(now)s
+            WHERE t.id = (
+                SELECT id FROM {conversations}
+                WHERE customer_id = %(customer)s AND workstream_id = %(workstream)s AND status IN ({ongoing})
+                ORDER BY id LIMIT 1
+            ) AND t.status = '{Status.ACTIVE}'"""  # noqa: S608 - names from the models
+    else:
+        update = f"""UPDATE {conversations} AS t
+            SET last_seq = t.last_seq + 1, last_agent_message_at = %(now)s, last_activity_at = %(now)s,
+                agent_read_seq = t.last_seq + 1
+            WHERE t.id = %(conversation)s AND t.agent_id = %(agent)s AND t.status = '{Status.ACTIVE}'
+                AND t.returned_at IS NULL"""  # noqa: S608 - names from the models
+    return f"""WITH c AS (
+        {update}
+            AND NOT EXISTS (
+                SELECT 1 FROM {messages} AS m
+                WHERE m.conversation_id = t.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
+            )
+        RETURNING t.id, t.last_seq, t.customer_id, t.workstream_id, t.agent_id
+    ), m AS (
+        INSERT INTO {messages} ({columns}) SELECT {values} FROM c RETURNING id
+    )
+    SELECT m.id, c.id, c.last_seq, c.customer_id, c.workstream_id, c.agent_id FROM m, c"""  # noqa: S608 - names from the models
 
 
 def _activate(conversation: Conversation, agent: Agent, now: datetime) -> None:

@@ -139,6 +139,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads per server process for the database work of message frames (omnichannel/dbthreads.py);
 # each holds a pooled connection while it runs. Not used on SQLite.
 FRAME_DB_THREADS = env.int("FRAME_DB_THREADS", default=4)
+# Connections per server event loop for the one-statement message path (omnichannel/asyncdb.py);
+# 0 turns it off. Not used on SQLite.
+FAST_PATH_CONNECTIONS = env.int("FAST_PATH_CONNECTIONS", default=4)
 
 # --- Redis: channel layer, Celery broker, cache ---------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.process_url()

@@ -36,6 +36,16 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _close_loop_connections():
+    """The one-statement message path keeps PostgreSQL connections per event loop
+    (omnichannel.asyncdb); each test's loop ends with the test, and so do they."""
+    from omnichannel import asyncdb
+
+    yield
+    asyncdb.close_all()
+
+
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)

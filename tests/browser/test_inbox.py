@@ -223,7 +223,7 @@ def test_typing_shows_both_ways_between_the_inbox_and_the_widget(live_url, new_p
 
 
 def test_a_failed_agent_message_shows_retry_and_is_resent_with_the_same_client_id(
-    live_url, new_page, persistent, alice, monkeypatch
+    live_url, new_page, persistent, alice, monkeypatch, settings
 ):
     from conversations import services
     from conversations.errors import Unavailable
@@ -243,6 +243,7 @@ def test_a_failed_agent_message_shows_retry_and_is_resent_with_the_same_client_i
         return real_send(**kwargs)
 
     monkeypatch.setattr(services, "agent_message_send", flaky)
+    settings.FAST_PATH_CONNECTIONS = 0  # every message through the full path, where the failure is
     agent = signed_in(new_page, live_url, alice.user, f"/agent/conversations/{conversation.pk}/")
     agent.get_by_label("Your reply").fill("Try me")
     agent.get_by_label("Your reply").press("Enter")

@@ -363,7 +363,9 @@ def test_a_message_frame_the_channel_layer_lost_is_fetched_by_seq(live_url, new_
     assert panel.locator("li.msg").count() == conversation.messages.count()
 
 
-def test_a_failed_message_is_retried_with_the_same_client_id(live_url, new_page, persistent, alice, monkeypatch):
+def test_a_failed_message_is_retried_with_the_same_client_id(
+    live_url, new_page, persistent, alice, monkeypatch, settings
+):
     from conversations.errors import Unavailable
 
     real_send = services.customer_message_send
@@ -376,6 +378,7 @@ def test_a_failed_message_is_retried_with_the_same_client_id(live_url, new_page,
         return real_send(**kwargs)
 
     monkeypatch.setattr(services, "customer_message_send", flaky)
+    settings.FAST_PATH_CONNECTIONS = 0  # every message through the full path, where the failure is
     page = new_page()
     panel = open_demo(page, live_url, "persistent", customer_token(persistent))
     write(panel, "Try me")
