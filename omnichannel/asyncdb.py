@@ -32,7 +32,8 @@ ACQUIRE_TIMEOUT = 2.0  # seconds a statement may wait for one of its loop's conn
 
 
 class Unavailable(Exception):
-    """No connection of this loop within ACQUIRE_TIMEOUT (the caller takes the usual path)."""
+    """No connection of this loop within ACQUIRE_TIMEOUT, free or new (the caller takes the
+    usual path)."""
 
 
 def enabled() -> bool:
@@ -73,8 +74,11 @@ class LoopConnections:
             self.slots.release()
 
     async def _connect(self) -> AsyncConnection:
-        async with asyncio.timeout(ACQUIRE_TIMEOUT):
-            conn = await AsyncConnection.connect(**self.params, autocommit=True)
+        try:
+            async with asyncio.timeout(ACQUIRE_TIMEOUT):
+                conn = await AsyncConnection.connect(**self.params, autocommit=True)
+        except TimeoutError:
+            raise Unavailable() from None
         self.open.add(conn)
         return conn
 

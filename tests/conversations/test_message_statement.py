@@ -283,3 +283,12 @@ async def test_the_statement_reads_the_row_after_a_concurrent_change(persistent,
     assert timezone.now() - started >= timedelta(seconds=0.5)
     row, messages = await rows(conversation.pk)
     assert row.status == Status.WAITING and "Late" not in [m.body for m in messages]
+
+
+async def test_a_connection_not_made_in_time_costs_no_message(persistent, two_active, full_path, monkeypatch):
+    (carol, conversation), _other = two_active
+    monkeypatch.setattr(asyncdb, "ACQUIRE_TIMEOUT", 1e-6)  # no new connection is made that fast
+    result = await services.acustomer_message_send(widget=persistent, customer=carol, body="Slow", client_id="s")
+    assert full_path == ["customer_message_send"]
+    row, messages = await rows(conversation.pk)
+    assert messages[-1].body == "Slow" and result.message.seq == row.last_seq
