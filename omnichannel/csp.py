@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
@@ -96,17 +97,37 @@ class ContentSecurityPolicyMiddleware:
     """Give every request a lazy nonce and every response the policy of ``SECURE_CSP`` (plus
     the view's overrides), unless the view set the header itself."""
 
+    # Both kinds: on the event loop above ServeStatic (omnichannel/http.py), in a thread for
+    # Django's test client. Its work is a few string operations, never I/O.
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response: Callable) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        self._before(request)
+        return self._after(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        self._before(request)
+        return self._after(request, await self.get_response(request))
+
+    @staticmethod
+    def _before(request: HttpRequest) -> None:
         def nonce() -> str:
             request._csp_nonce_used = True
             return request._csp_nonce
 
         request._csp_nonce = _new_nonce()
         request.csp_nonce = SimpleLazyObject(nonce)
-        response = self.get_response(request)
+
+    @staticmethod
+    def _after(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if HEADER not in response and settings.SECURE_CSP:
             response[HEADER] = build_policy(request, getattr(response, "_csp_overrides", None))
         return response

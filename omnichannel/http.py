@@ -1,0 +1,36 @@
+"""How an HTTP request runs under ASGI: one hop from the event loop to a thread, not twenty.
+
+Django's ASGI handler builds its middleware chain for the event loop. A middleware that can
+run either way (every ``MiddlewareMixin`` one: sessions, locale, CSRF, authentication,
+messages…) then runs on the loop, and sends each of its ``process_request`` and
+``process_response`` to the request's thread and back; the sync views send the request there
+once more. Profiled on the history endpoint, these round trips between loop and thread were
+half of the request's time.
+
+Here the chain is built the way Django builds it for WSGI, so everything below ServeStatic
+runs in one go in the request's thread (the same per-request thread Django uses for its
+signals). Above it stay only our CSP middleware (a few string operations) and ServeStatic,
+which answers a static file without leaving the loop. Django's ``SecurityMiddleware`` is the
+first below them: Django's deploy checks look for it by name, and on the loop its two methods
+would be two more round trips. Static files get its nosniff header from ServeStatic
+(``SERVESTATIC_ADD_HEADERS_FUNCTION``); HSTS and the HTTPS redirect are for pages.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import AsyncToSync, sync_to_async
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+
+
+class ASGIHandler(DjangoASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        # The sync build: middleware that can run in a thread does; where the chain reaches an
+        # async-only middleware (ServeStatic), the part below it is one sync_to_async call.
+        super().load_middleware(is_async=False)
+        chain = self._middleware_chain
+        # The top of the chain is async (CSP, ServeStatic) and Django wrapped it in
+        # async_to_sync for a sync caller: take the async callable it wraps.
+        if isinstance(chain, AsyncToSync):
+            self._middleware_chain = chain.awaitable
+        else:  # no async-only middleware at all: the whole chain is one hop
+            self._middleware_chain = sync_to_async(chain, thread_sensitive=True)

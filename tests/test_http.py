@@ -1,0 +1,120 @@
+"""How an HTTP request runs under ASGI (omnichannel/http.py, omnichannel/cache.py): the
+middleware and the view in one hop to a thread, static files answered on the event loop with
+the security headers, and one Redis connection pool per process for the cache."""
+
+from __future__ import annotations
+
+import contextvars
+
+import pytest
+import redis
+from asgiref.sync import AsyncToSync, SyncToAsync
+from asgiref.testing import ApplicationCommunicator
+from django.conf import settings as django_settings
+from django.core.cache import caches
+
+from omnichannel.http import ASGIHandler
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def get(app, path: str, headers: list | None = None) -> dict:
+    """One GET through the ASGI application: status, headers and the whole body."""
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(10)
+    response = {"status": start["status"], "headers": start.get("headers", []), "body": b""}
+    while True:
+        chunk = await communicator.receive_output(10)
+        response["body"] += chunk.get("body", b"")
+        if not chunk.get("more_body"):
+            return response
+
+
+def header(response: dict, name: str) -> str | None:
+    return next((v.decode() for k, v in response["headers"] if k.decode().lower() == name.lower()), None)
+
+
+class Hops:
+    """Counts the crossings between the event loop and threads during a request."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.to_thread = self.to_loop = 0
+        to_thread, to_loop = SyncToAsync.__call__, AsyncToSync.__call__
+
+        async def count_to_thread(this, *args, **kwargs):
+            self.to_thread += 1
+            return await to_thread(this, *args, **kwargs)
+
+        def count_to_loop(this, *args, **kwargs):
+            self.to_loop += 1
+            return to_loop(this, *args, **kwargs)
+
+        monkeypatch.setattr(SyncToAsync, "__call__", count_to_thread)
+        monkeypatch.setattr(AsyncToSync, "__call__", count_to_loop)
+
+
+async def test_the_middleware_and_the_view_run_in_one_hop_to_a_thread(monkeypatch):
+    """Django's own ASGI chain ran each hybrid middleware's process_request and
+    process_response in a thread of its own call, and bounced back to the loop at ServeStatic:
+    about twenty crossings a request. Now: the request_started and request_finished signals and
+    the chain, and nothing goes back to the loop from the thread."""
+    app = ASGIHandler()
+    await get(app, "/healthz")  # the first request warms up what is made once
+    hops = Hops(monkeypatch)
+    response = await get(app, "/healthz")
+    assert response["status"] == 200
+    assert hops.to_loop == 0
+    assert hops.to_thread <= 3, hops.to_thread
+
+
+async def test_a_static_file_is_served_with_the_security_headers(settings):
+    settings.SERVESTATIC_USE_FINDERS = True  # the tests have no collected static files
+    settings.SERVESTATIC_AUTOREFRESH = True
+    response = await get(ASGIHandler(), "/static/omnichannel-widget.js")
+    assert response["status"] == 200
+    assert b"omnichannel" in response["body"].lower()
+    assert header(response, "X-Content-Type-Options") == "nosniff"
+    assert header(response, "Content-Security-Policy")
+    assert header(response, "Access-Control-Allow-Origin") == "*"  # a widget on any site loads it
+
+
+async def test_a_page_still_gets_every_middleware(settings):
+    """The sync chain still runs sessions, CSRF, clickjacking and CSP on pages."""
+    response = await get(ASGIHandler(), "/accounts/login/")
+    assert response["status"] == 200
+    assert header(response, "X-Frame-Options") == "DENY"
+    assert header(response, "Content-Security-Policy")
+    assert "csrftoken=" in (header(response, "Set-Cookie") or "")
+
+
+def _connections_received() -> int:
+    return int(redis.Redis.from_url(django_settings.REDIS_URL).info("stats")["total_connections_received"])
+
+
+def test_each_request_context_reuses_the_processs_redis_connections():
+    """Under ASGI each request runs in a context of its own, where ``caches`` builds a new
+    cache object; each of Django's Redis cache objects opened its own pool, so every throttled
+    API call opened a new connection to Redis."""
+    cache_get = lambda: caches["default"].get("omnichannel-test-key")  # noqa: E731
+    contextvars.Context().run(cache_get)
+    before = _connections_received()
+    for _ in range(10):
+        contextvars.Context().run(cache_get)  # a fresh context, as for each request
+    assert _connections_received() - before <= 1
+
+
+def test_cache_objects_share_their_client():
+    assert caches.create_connection("default")._cache is caches.create_connection("default")._cache
