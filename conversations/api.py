@@ -4,7 +4,8 @@ conversations.events (the one source of the wire format)."""
 
 from __future__ import annotations
 
-from django.db.models import Q
+from typing import NoReturn
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,7 +21,11 @@ from conversations import events, services
 from conversations.authentication import authenticate_customer, get_widget, issue_visitor_token
 from conversations.errors import AuthenticationRequired, NotFound, ValidationFailed
 from conversations.models import Conversation, Customer, Status
-from conversations.selectors import current_conversation, message_page, open_in_pick_queues_of
+from conversations.selectors import (
+    current_conversation,
+    message_page,
+    visible_to_agent_user,
+)
 from conversations.serializers import (
     AgentConversationOut,
     CloseInput,
@@ -183,21 +188,27 @@ class AgentApiView(APIView):
         """Mine, or open in my pick queues; staff see all. Anything else does not exist."""
         conversation = self._visible(request, conversation_id).select_related(*AGENT_RELATED).first()
         if conversation is None:
-            raise NotFound()
+            self._not_visible(request)
         return conversation
 
     def visible_id(self, request: Request, conversation_id: int) -> int:
         """``visible``, when only the id is needed (a page of messages): no joins, no rows."""
         if not self._visible(request, conversation_id).exists():
-            raise NotFound()
+            self._not_visible(request)
         return conversation_id
 
     def _visible(self, request: Request, conversation_id: int):
         conversations = Conversation.objects.filter(pk=conversation_id)
         if not request.user.is_staff:
-            agent = self.agent(request)
-            conversations = conversations.filter(Q(agent=agent) | open_in_pick_queues_of(agent))
+            # By the user's id: the agent is not looked up first when the conversation is visible.
+            conversations = conversations.filter(visible_to_agent_user(request.user.pk))
         return conversations
+
+    def _not_visible(self, request: Request) -> NoReturn:
+        """403 for a user who is no agent (as every agent endpoint answers), else 404."""
+        if not request.user.is_staff:
+            self.agent(request)
+        raise NotFound()
 
     def respond(self, conversation: Conversation) -> Response:
         conversation = Conversation.objects.select_related(*AGENT_RELATED).get(pk=conversation.pk)

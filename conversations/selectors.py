@@ -69,11 +69,22 @@ def current_conversation(customer: Customer, workstream: Workstream) -> Conversa
 def open_in_pick_queues_of(agent) -> Q:
     """Open conversations of pick workstreams in the agent's queues (what it may see and pick).
     EXISTS rather than a join on queue membership: no duplicate rows, so no DISTINCT."""
+    return _open_in_pick_queues(agent_id=agent.pk)
+
+
+def visible_to_agent_user(user_id: int) -> Q:
+    """What the agent of this user may see: its own conversations and those open in its pick
+    queues, by the user's id, so a request needs no query for the agent first. (A user that
+    is no agent sees nothing.)"""
+    return Q(agent__user_id=user_id) | _open_in_pick_queues(agent__user_id=user_id)
+
+
+def _open_in_pick_queues(**agent: int) -> Q:
     from django.db.models import Exists, OuterRef
 
     from workstreams.models import Queue
 
-    member = Queue.agents.through.objects.filter(queue_id=OuterRef("queue_id"), agent_id=agent.pk)
+    member = Queue.agents.through.objects.filter(queue_id=OuterRef("queue_id"), **agent)
     return Q(status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK) & Q(Exists(member))
 
 
