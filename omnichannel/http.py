@@ -1,4 +1,4 @@
-"""How an HTTP request runs under ASGI: one hop from the event loop to a thread, not twenty.
+"""How an HTTP request runs under ASGI: one hop from the event loop to a thread, not fifteen.
 
 Django's ASGI handler builds its middleware chain for the event loop. A middleware that can
 run either way (every ``MiddlewareMixin`` one: sessions, locale, CSRF, authentication,
