@@ -270,17 +270,20 @@ CSRF_COOKIE_HTTPONLY = False  # the inbox's JavaScript reads it for session-auth
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "omnichannel.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 
 def _static_file_headers(headers, path: str, url: str) -> None:
-    """ServeStatic answers above SecurityMiddleware (omnichannel/http.py): its nosniff here."""
-    if SECURE_CONTENT_TYPE_NOSNIFF:
+    """ServeStatic answers above SecurityMiddleware (omnichannel/http.py): its nosniff here.
+    The setting is read when ServeStatic builds its table of files, not at import."""
+    from django.conf import settings
+
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
         headers["X-Content-Type-Options"] = "nosniff"
 
 
 SERVESTATIC_ADD_HEADERS_FUNCTION = _static_file_headers
-SECURE_REFERRER_POLICY = "same-origin"
-SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Content-Security-Policy of every response (omnichannel/csp.py; docs/reliability.md): scripts
 # and styles from this server only, inline ones only with the response's nonce, no framing
 # (the widget's panel relaxes frame-ancestors to its allowed origins), the WebSocket allowed.

@@ -91,6 +91,15 @@ async def test_a_static_file_is_served_with_the_security_headers(settings):
     assert header(response, "Access-Control-Allow-Origin") == "*"  # a widget on any site loads it
 
 
+async def test_static_files_follow_the_nosniff_setting_as_pages_do(settings):
+    settings.SERVESTATIC_USE_FINDERS = True
+    settings.SERVESTATIC_AUTOREFRESH = True
+    settings.SECURE_CONTENT_TYPE_NOSNIFF = False
+    response = await get(ASGIHandler(), "/static/omnichannel-widget.js")
+    assert response["status"] == 200
+    assert header(response, "X-Content-Type-Options") is None
+
+
 async def test_a_page_still_gets_every_middleware(settings):
     """The sync chain still runs sessions, CSRF, clickjacking and CSP on pages."""
     response = await get(ASGIHandler(), "/accounts/login/")
