@@ -10,12 +10,15 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
@@ -101,6 +104,72 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     # and rate: a socket that keeps sending at more than twice the rate is closed (4429).
     frame_rate = 10.0
     frame_burst = 40
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Channels' ``AsyncConsumer.__call__`` without a channel of its own: no
+        ``new_channel()`` (a Redis subscription, a queue and a task waiting on it for every
+        socket), no ``await_many_dispatch`` (a second task, and a new task and an
+        ``asyncio.wait`` for every frame and every group event). The ASGI server's task reads
+        the socket; group events arrive through the layer's inbox (``_deliver``) and are
+        dispatched by a task that lives only while some are waiting. As with Channels, one
+        thing at a time: a frame and the group events never run their handlers side by side,
+        and group events keep their order."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = self.channel_layer.new_inbox(self._deliver)
+        self.base_send = send
+        self._events: deque[dict[str, Any]] = deque()
+        self._drainer: asyncio.Task | None = None
+        self._handling = False  # a frame from the socket is being handled
+        self._yield_to_frame = False  # the drainer stops after its event: a frame is waiting
+        self._drainer_failure: BaseException | None = None
+        task = asyncio.current_task()
+        self._task = task
+        try:
+            while True:
+                message = await receive()
+                self._handling = True
+                drainer = self._drainer
+                if drainer is not None:
+                    self._yield_to_frame = True
+                    await asyncio.wait((drainer,))
+                await self.dispatch(message)
+                while self._events:  # those that came meanwhile
+                    await self.dispatch(self._events.popleft())
+                self._handling = False
+        except StopConsumer:
+            pass
+        except asyncio.CancelledError:
+            failure = self._drainer_failure
+            if failure is None:
+                raise  # the server's own cancellation
+            task.uncancel()
+            if not isinstance(failure, StopConsumer):
+                raise failure from None
+        finally:
+            self.channel_layer.close_inbox(self.channel_name)
+            drainer = self._drainer
+            if drainer is not None and drainer is not asyncio.current_task():
+                drainer.cancel()
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        """The layer's inbox callback, on the event loop: queue the event; start the drainer
+        unless a frame's handler (which drains after itself) or the drainer is running."""
+        self._events.append(event)
+        if not self._handling and self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._events and not self._yield_to_frame:
+                await self.dispatch(self._events.popleft())
+        except Exception as failure:  # noqa: BLE001 - handed to __call__, which raises it
+            # StopConsumer (a client too slow to read) or a bug: the consumer ends either way.
+            self._drainer_failure = failure
+            self._task.cancel()
+        finally:
+            self._drainer = None
+            self._yield_to_frame = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``aclose_old_connections()``: that is a round trip to
