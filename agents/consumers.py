@@ -58,9 +58,7 @@ class AgentConsumer(ProtocolConsumer):
 
     async def _ready(self, agent: Agent | None, is_staff: bool) -> None:
         self.agent = agent
-        self.authenticated = True
-        if self.auth_deadline is not None:
-            self.auth_deadline.cancel()
+        self.mark_authenticated()
         queue_ids, payload = await database_sync_to_async(self._ready_state)()
         if agent is not None:
             await self.join(events.agent_group(agent.pk))

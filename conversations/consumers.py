@@ -118,7 +118,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = self.channel_layer.new_inbox(self._deliver)
         self.base_send = send
-        self._events: deque[dict[str, Any]] = deque()
+        self._events: deque[dict[str, Any]] | None = None  # made when the first event comes
         self._drainer: asyncio.Task | None = None
         self._handling = False  # a frame from the socket is being handled
         self._yield_to_frame = False  # the drainer stops after its event: a frame is waiting
@@ -136,6 +136,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(message)
                 while self._events:  # those that came meanwhile
                     await self.dispatch(self._events.popleft())
+                self._events = None  # an empty deque is 600 bytes an idle socket need not keep
                 self._handling = False
         except StopConsumer:
             pass
@@ -155,6 +156,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     def _deliver(self, event: dict[str, Any]) -> None:
         """The layer's inbox callback, on the event loop: queue the event; start the drainer
         unless a frame's handler (which drains after itself) or the drainer is running."""
+        if self._events is None:
+            self._events = deque()
         self._events.append(event)
         if not self._handling and self._drainer is None:
             self._drainer = asyncio.ensure_future(self._drain())
@@ -163,6 +166,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         try:
             while self._events and not self._yield_to_frame:
                 await self.dispatch(self._events.popleft())
+            if not self._events:
+                self._events = None
         except Exception as failure:  # noqa: BLE001 - handed to __call__, which raises it
             # StopConsumer (a client too slow to read) or a bug: the consumer ends either way.
             self._drainer_failure = failure
@@ -187,19 +192,32 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
         self.sent = SeqTracker()
-        self.auth_deadline: asyncio.Task | None = None
+        self.auth_deadline: asyncio.TimerHandle | None = None
         now = monotonic()
         self.frame_budget = TokenBucket(self.frame_rate, self.frame_burst, now)
         self.refusal_budget = TokenBucket(self.frame_rate, self.frame_burst, now)
         await self.accept()
-        self.auth_deadline = asyncio.ensure_future(self._close_if_not_authenticated(AUTH_TIMEOUT))
+        # A timer, not a task: an authenticated socket keeps nothing of it.
+        self.auth_deadline = asyncio.get_running_loop().call_later(
+            AUTH_TIMEOUT, self._auth_deadline_passed, AUTH_TIMEOUT
+        )
 
-    async def _close_if_not_authenticated(self, timeout: float) -> None:
-        await asyncio.sleep(timeout)
+    def _auth_deadline_passed(self, timeout: float) -> None:
+        self.auth_deadline = None
         if not self.authenticated:
-            await self.send_error(
-                "authentication_required", f"No auth frame within {timeout:g} seconds.", close=CLOSE_UNAUTHENTICATED
+            self._closing = asyncio.ensure_future(
+                self.send_error(
+                    "authentication_required",
+                    f"No auth frame within {timeout:g} seconds.",
+                    close=CLOSE_UNAUTHENTICATED,
+                )
             )
+
+    def mark_authenticated(self) -> None:
+        self.authenticated = True
+        if self.auth_deadline is not None:
+            self.auth_deadline.cancel()
+            self.auth_deadline = None
 
     async def disconnect(self, code) -> None:
         if self.auth_deadline is not None:
@@ -405,9 +423,7 @@ class WidgetConsumer(ProtocolConsumer):
             await self.send_error(error.code, error.detail, close=CLOSE_UNAUTHENTICATED)
             return
         self.customer = customer
-        self.authenticated = True
-        if self.auth_deadline is not None:
-            self.auth_deadline.cancel()
+        self.mark_authenticated()
         # Join before reading, so nothing committed after the read is missed.
         await self.join(events.customer_group(customer.pk, self.widget.workstream_id))
         await database_sync_to_async(services.customer_connected)(customer=customer)

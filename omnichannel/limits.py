@@ -12,6 +12,10 @@ MAX_FRAME = 32 * 1024
 WS_MAX_SIZE = MAX_FRAME + 4 * 1024
 
 
+# uvicorn's sans-I/O WebSocket protocol keeping less per idle socket (omnichannel/wsprotocol.py).
+WS_PROTOCOL = "omnichannel.wsprotocol:WebSocketProtocol"
+
+
 def uvicorn_ws_args() -> list[str]:
     """The uvicorn options every real start of the server passes."""
-    return ["--ws-max-size", str(WS_MAX_SIZE)]
+    return ["--ws", WS_PROTOCOL, "--ws-max-size", str(WS_MAX_SIZE)]

@@ -13,10 +13,14 @@ from omnichannel.devrun import web_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVER_LIMIT = ["--ws-max-size", str(limits.WS_MAX_SIZE)]
+SERVER_PROTOCOL = ["--ws", "omnichannel.wsprotocol:WebSocketProtocol"]
 
 
 def has_server_limit(command: list[str]) -> bool:
-    return any(command[i : i + 2] == SERVER_LIMIT for i in range(len(command)))
+    """The frame limit, and the WebSocket protocol that keeps less per socket."""
+    return all(
+        any(command[i : i + 2] == option for i in range(len(command))) for option in (SERVER_LIMIT, SERVER_PROTOCOL)
+    )
 
 
 def test_the_servers_limit_is_a_little_above_the_consumers():
