@@ -394,7 +394,7 @@ class WidgetConsumer(ProtocolConsumer):
                 error = OriginNotAllowed()
                 await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
                 return
-        self.customer: Customer | None = None
+        self.customer: Customer | services.CustomerRef | None = None
         self.conversation_id: int | None = None
         self.agent_id: int | None = None
         self.last_typing = 0.0
@@ -435,6 +435,9 @@ class WidgetConsumer(ProtocolConsumer):
         await self.send_frame(
             {"type": "ready", "conversation": conversation, "messages": messages, "has_more": has_more}
         )
+        # From here on the socket keeps ids, not model instances (services.WidgetRef).
+        self.widget = services.WidgetRef.of(self.widget)
+        self.customer = services.CustomerRef.of(customer)
 
     def _ready_state(self, after_seq: int):
         conversation = current_conversation(self.customer, self.widget.workstream)
@@ -485,4 +488,6 @@ class WidgetConsumer(ProtocolConsumer):
         )
 
     async def on_conversation_end(self, frame: dict[str, Any]) -> None:
-        await database_sync_to_async(services.customer_conversation_end)(widget=self.widget, customer=self.customer)
+        await database_sync_to_async(services.resolved_customer_conversation_end)(
+            widget=self.widget, customer=self.customer
+        )

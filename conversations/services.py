@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -22,6 +23,7 @@ from psycopg.errors import UniqueViolation
 
 from agents.models import Agent, Presence
 from conversations import events
+from conversations.authentication import get_widget
 from conversations.errors import (
     AgentUnavailable,
     BodyEmpty,
@@ -516,17 +518,21 @@ def customer_conversation_end(*, widget: ChatWidget, customer: Customer) -> Conv
     return conversation
 
 
-def customer_connected(*, customer: Customer) -> None:
+def customer_connected(*, customer: Customer | CustomerRef) -> None:
     with transaction.atomic():
-        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        if locked is None:  # erased meanwhile (conversations.privacy)
+            return
         locked.connection_count += 1
         locked.disconnected_at = None
         locked.save(update_fields=["connection_count", "disconnected_at"])
 
 
-def customer_disconnected(*, customer: Customer) -> None:
+def customer_disconnected(*, customer: Customer | CustomerRef) -> None:
     with transaction.atomic():
-        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        if locked is None:  # erased while connected: nothing left to record
+            return
         locked.connection_count = max(locked.connection_count - 1, 0)
         if locked.connection_count == 0:
             locked.disconnected_at = timezone.now()
@@ -592,10 +598,51 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
 # full path above on a frame thread, which decides, answers and raises exactly as before.
 
 
+class WidgetRef(NamedTuple):
+    """What a customer's socket keeps of its widget between frames (conversations.consumers):
+    ids, not the widget with its workstream, queue, hours and authentication setting (six model
+    instances per socket). Where the configuration matters (the full message path, which may
+    start a conversation, and the customer's end) ``resolve`` reads the widget again, so a change
+    made in the admin applies to a connected customer's next conversation."""
+
+    pk: int
+    widget_key: str
+    workstream_id: int
+
+    @classmethod
+    def of(cls, widget: ChatWidget) -> WidgetRef:
+        return cls(widget.pk, widget.widget_key, widget.workstream_id)
+
+
+class CustomerRef(NamedTuple):
+    """What a customer's socket keeps of the customer: the id, and the name its messages carry."""
+
+    pk: int
+    name: str
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerRef:
+        return cls(customer.pk, str(customer.name))
+
+
+def resolve(widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef) -> tuple[ChatWidget, Customer]:
+    """The widget and the customer as stored now, for what a socket holds; instances pass
+    through. ``NotFound`` when either is gone (deleted, erased)."""
+    if not isinstance(widget, ChatWidget):
+        widget = get_widget(widget.widget_key)
+    if not isinstance(customer, Customer):
+        found = Customer.objects.filter(pk=customer.pk).first()
+        if found is None:
+            raise NotFound()
+        customer = found
+    return widget, customer
+
+
 async def acustomer_message_send(
-    *, widget: ChatWidget, customer: Customer, body: object, client_id: object = None
+    *, widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object = None
 ) -> SendResult:
-    """``customer_message_send`` for a consumer: one statement when the conversation is active."""
+    """``customer_message_send`` for a consumer: one statement when the conversation is active;
+    otherwise the full path, with the widget and the customer read again (``resolve``)."""
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     if asyncdb.enabled():
@@ -603,9 +650,20 @@ async def acustomer_message_send(
         result = await _message_statement(Sender.CUSTOMER, params, body, client_id)
         if result is not None:
             return result
-    return await frame_sync_to_async(customer_message_send)(
-        widget=widget, customer=customer, body=body, client_id=client_id
-    )
+    return await frame_sync_to_async(_resolved_customer_message_send)(widget, customer, body, client_id)
+
+
+def _resolved_customer_message_send(
+    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: str, client_id: str | None
+) -> SendResult:
+    widget, customer = resolve(widget, customer)
+    return customer_message_send(widget=widget, customer=customer, body=body, client_id=client_id)
+
+
+def resolved_customer_conversation_end(*, widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef):
+    """``customer_conversation_end`` for a socket, with the widget and the customer read again."""
+    widget, customer = resolve(widget, customer)
+    return customer_conversation_end(widget=widget, customer=customer)
 
 
 async def aagent_message_send(

@@ -310,6 +310,41 @@ async def test_live_chat_outside_hours_is_refused_with_the_next_opening(socket, 
     await s.close()
 
 
+async def test_hours_set_in_the_admin_after_the_customer_connected_apply_to_their_next_conversation(socket, live):
+    """The socket keeps the widget's ids, not its configuration: the full path reads it again."""
+    from datetime import time
+
+    from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
+
+    s, _ = await connect_customer(socket, live, await in_db(issue_visitor_token)(live))
+
+    def close_the_widget():
+        from django.utils import timezone
+
+        hours = OperatingHoursFactory(time_zone="UTC")
+        weekday = (timezone.now().weekday() + 1) % 7  # open only for a minute tomorrow
+        OperatingIntervalFactory(hours=hours, weekday=weekday, opens_at=time(0, 0), closes_at=time(0, 1))
+        live.operating_hours = hours
+        live.save()
+
+    await in_db(close_the_widget)()
+    await s.send({"type": "message.send", "client_id": "v1", "body": "Hello?"})
+    error = await s.until(lambda f: f["type"] == "error")
+    assert error["code"] == "outside_operating_hours" and error["client_id"] == "v1"
+    await s.close()
+
+
+async def test_a_customer_erased_while_connected_gets_not_found_and_the_socket_stays_open(socket, persistent):
+    s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting, sub="gone"))
+    await in_db(lambda: Customer.objects.filter(external_id="gone").delete())()
+    await s.send({"type": "message.send", "client_id": "g1", "body": "Anyone?"})
+    error = await s.until(lambda f: f["type"] == "error")
+    assert error["code"] == "not_found" and error["client_id"] == "g1"
+    await s.send({"type": "conversation.end"})
+    assert (await s.until(lambda f: f["type"] == "error"))["code"] == "not_found"
+    await s.close()
+
+
 async def test_customer_sockets_record_connection_and_disconnection(socket, persistent):
     s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting, sub="p1"))
     customer = await in_db(Customer.objects.get)(external_id="p1")
