@@ -22,11 +22,13 @@ def _visitor_salt(widget: ChatWidget) -> str:
     return f"omnichannel.visitor:{widget.widget_key}"
 
 
-def get_widget(widget_key: str) -> ChatWidget:
+def get_widget(widget_key: str | None = None, *, pk: int | None = None) -> ChatWidget:
+    """The widget by its key (or its id), with what the services read of it."""
+    lookup = {"widget_key": widget_key} if pk is None else {"pk": pk}
     try:
         return ChatWidget.objects.select_related(
             "workstream__queue__operating_hours", "authentication_setting", "operating_hours"
-        ).get(widget_key=widget_key)
+        ).get(**lookup)
     except (ChatWidget.DoesNotExist, ValueError):
         raise NotFound() from None
 

@@ -6,6 +6,7 @@ truth; the channel layer only speeds things up."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import re
@@ -123,8 +124,12 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self._handling = False  # a frame from the socket is being handled
         self._yield_to_frame = False  # the drainer stops after its event: a frame is waiting
         self._drainer_failure: BaseException | None = None
+        self._finished = False
         task = asyncio.current_task()
         self._task = task
+        # The drainer runs in the consumer's context, as Channels' handlers did, not in that of
+        # the layer's reader, which calls _deliver.
+        self._context = contextvars.copy_context()
         try:
             while True:
                 message = await receive()
@@ -133,34 +138,47 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 if drainer is not None:
                     self._yield_to_frame = True
                     await asyncio.wait((drainer,))
-                await self.dispatch(message)
-                while self._events:  # those that came meanwhile
-                    await self.dispatch(self._events.popleft())
+                try:
+                    await self.dispatch(message)
+                    while self._events:  # those that came meanwhile
+                        await self.dispatch(self._events.popleft())
+                except OSError:
+                    # The client is gone (the ASGI server's send raises an OSError): the server
+                    # has queued websocket.disconnect, which the next receive() returns.
+                    if message["type"] == "websocket.disconnect":
+                        raise
+                    logger.debug("a send to a client that left", exc_info=True)
                 self._events = None  # an empty deque is 600 bytes an idle socket need not keep
                 self._handling = False
         except StopConsumer:
             pass
         except asyncio.CancelledError:
             failure = self._drainer_failure
-            if failure is None:
+            if failure is None or task.uncancel() > 0:
                 raise  # the server's own cancellation
-            task.uncancel()
             if not isinstance(failure, StopConsumer):
                 raise failure from None
         finally:
+            self._finished = True
             self.channel_layer.close_inbox(self.channel_name)
+            if getattr(self, "auth_deadline", None) is not None:
+                self.auth_deadline.cancel()
             drainer = self._drainer
             if drainer is not None and drainer is not asyncio.current_task():
                 drainer.cancel()
+            for group in list(getattr(self, "groups_joined", ())):  # ended without disconnect()
+                await self.leave(group)
 
     def _deliver(self, event: dict[str, Any]) -> None:
         """The layer's inbox callback, on the event loop: queue the event; start the drainer
         unless a frame's handler (which drains after itself) or the drainer is running."""
+        if self._finished:
+            return
         if self._events is None:
             self._events = deque()
         self._events.append(event)
         if not self._handling and self._drainer is None:
-            self._drainer = asyncio.ensure_future(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain(), context=self._context)
 
     async def _drain(self) -> None:
         try:
@@ -168,6 +186,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(self._events.popleft())
             if not self._events:
                 self._events = None
+        except OSError:
+            # The client is gone; the server has queued websocket.disconnect for __call__,
+            # whose disconnect() leaves the groups. What is still queued is for nobody.
+            logger.debug("a send to a client that left", exc_info=True)
+            self._events = None
         except Exception as failure:  # noqa: BLE001 - handed to __call__, which raises it
             # StopConsumer (a client too slow to read) or a bug: the consumer ends either way.
             self._drainer_failure = failure
@@ -197,7 +220,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.frame_budget = TokenBucket(self.frame_rate, self.frame_burst, now)
         self.refusal_budget = TokenBucket(self.frame_rate, self.frame_burst, now)
         await self.accept()
-        # A timer, not a task: an authenticated socket keeps nothing of it.
+        # A timer, not a task: an authenticated socket keeps nothing of it. When it fires it
+        # queues an event like a group event, so it waits for an auth frame being handled.
         self.auth_deadline = asyncio.get_running_loop().call_later(
             AUTH_TIMEOUT, self._auth_deadline_passed, AUTH_TIMEOUT
         )
@@ -205,12 +229,14 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     def _auth_deadline_passed(self, timeout: float) -> None:
         self.auth_deadline = None
         if not self.authenticated:
-            self._closing = asyncio.ensure_future(
-                self.send_error(
-                    "authentication_required",
-                    f"No auth frame within {timeout:g} seconds.",
-                    close=CLOSE_UNAUTHENTICATED,
-                )
+            self._deliver({"type": "auth.expired", "timeout": timeout})
+
+    async def auth_expired(self, event: dict[str, Any]) -> None:
+        if not self.authenticated:
+            await self.send_error(
+                "authentication_required",
+                f"No auth frame within {event['timeout']:g} seconds.",
+                close=CLOSE_UNAUTHENTICATED,
             )
 
     def mark_authenticated(self) -> None:

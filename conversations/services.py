@@ -627,9 +627,14 @@ class CustomerRef(NamedTuple):
 
 def resolve(widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef) -> tuple[ChatWidget, Customer]:
     """The widget and the customer as stored now, for what a socket holds; instances pass
-    through. ``NotFound`` when either is gone (deleted, erased)."""
+    through. ``NotFound`` when either is gone (deleted, erased), or when the widget now belongs
+    to another workstream: the socket's groups are those of the old one, so it would not see
+    the new conversation (the client reconnects)."""
     if not isinstance(widget, ChatWidget):
-        widget = get_widget(widget.widget_key)
+        ref = widget
+        widget = get_widget(pk=ref.pk)
+        if widget.workstream_id != ref.workstream_id:
+            raise NotFound()
     if not isinstance(customer, Customer):
         found = Customer.objects.filter(pk=customer.pk).first()
         if found is None:

@@ -5,6 +5,7 @@ costs, and that group events still reach a socket once, in order, one thing at a
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -104,7 +105,10 @@ async def test_one_group_event_is_decoded_once_for_every_member_of_this_process(
     assert got["a"] == [notice(1)] and got["b"][0] is got["a"][0]
     layer.close_inbox(a)
     await layer.group_send("decode-once", notice(2))
-    await asyncio.sleep(0.2)
+    for _ in range(100):
+        if len(got["b"]) == 2:
+            break
+        await asyncio.sleep(0.02)
     assert len(got["a"]) == 1 and len(got["b"]) == 2
     await layer.group_discard("decode-once", a)
     await layer.group_discard("decode-once", b)
@@ -129,3 +133,130 @@ async def test_a_failing_group_event_handler_ends_the_socket_and_reaches_the_ser
         await s.next()
     s.finished = True
     assert not any("inbox." in name for name in inner.channels)
+
+
+# --- The consumer's loop, driven directly: a stub server whose send can block or fail ----------
+
+
+class Probe(consumers.ProtocolConsumer):
+    """Records what runs, in order; its "slow" frame and its sends wait when told to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list = []
+        self.running = 0
+        self.disconnected = False
+
+    async def authenticate(self, frame):
+        self.mark_authenticated()
+
+    def frame_handlers(self):
+        return {"slow": self.on_slow}
+
+    async def on_slow(self, frame):
+        self.running += 1
+        assert self.running == 1, "two handlers at once"
+        self.log.append(("frame", frame["n"]))
+        await asyncio.sleep(0.05)
+        self.running -= 1
+
+    async def broadcast(self, event):
+        self.running += 1
+        assert self.running == 1, "two handlers at once"
+        self.log.append(("event", event["n"]))
+        try:
+            await self.send_frame({"type": "notice", "n": event["n"]})
+        finally:
+            self.running -= 1
+
+    async def disconnect(self, code):
+        self.disconnected = True
+        await super().disconnect(code)
+
+
+class StubServer:
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.sent: list[dict] = []
+        self.open_gate = asyncio.Event()
+        self.open_gate.set()
+        self.gone = False
+
+    async def receive(self):
+        return await self.inbox.get()
+
+    async def send(self, message):
+        await self.open_gate.wait()
+        if self.gone:
+            raise OSError("client disconnected")  # uvicorn's ClientDisconnected is an OSError
+        self.sent.append(message)
+
+    def frame(self, frame: dict) -> None:
+        self.inbox.put_nowait({"type": "websocket.receive", "text": json.dumps(frame)})
+
+
+async def start_probe():
+    probe, server = Probe(), StubServer()
+    app = asyncio.ensure_future(probe({"type": "websocket", "headers": []}, server.receive, server.send))
+    server.inbox.put_nowait({"type": "websocket.connect"})
+    server.frame({"type": "auth"})
+    for _ in range(100):
+        if probe.authenticated:
+            break
+        await asyncio.sleep(0.01)
+    assert probe.authenticated
+    return probe, server, app
+
+
+async def test_a_frame_that_comes_while_an_event_is_being_sent_runs_after_it_and_before_the_rest():
+    probe, server, app = await start_probe()
+    server.open_gate.clear()  # the client stops reading: the first event's send waits
+    for n in range(3):
+        probe._deliver({"type": "broadcast", "frame": {"type": "notice"}, "n": n})
+    await asyncio.sleep(0.05)
+    server.frame({"type": "slow", "n": 100})
+    await asyncio.sleep(0.05)
+    assert probe.log == [("event", 0)]  # the frame waits for the event in hand
+    server.open_gate.set()
+    for _ in range(100):
+        if len(probe.log) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert probe.log == [("event", 0), ("frame", 100), ("event", 1), ("event", 2)]
+    server.inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(app, 2)
+
+
+async def test_a_client_that_leaves_while_an_event_is_being_sent_still_gets_its_disconnect():
+    """The send fails (the client is gone); the server's websocket.disconnect, already queued,
+    then runs disconnect(): the customer's connection count and the groups are not left behind."""
+    probe, server, app = await start_probe()
+    await probe.join("probe.group")
+    server.open_gate.clear()
+    probe._deliver({"type": "broadcast", "frame": {"type": "notice"}, "n": 1})
+    await asyncio.sleep(0.05)
+    server.gone = True
+    server.inbox.put_nowait({"type": "websocket.disconnect", "code": 1006})
+    server.open_gate.set()
+    await asyncio.wait_for(app, 2)  # ends normally, no exception
+    assert probe.disconnected and probe.groups_joined == set()
+
+
+async def test_the_auth_deadline_waits_for_an_auth_frame_being_handled(monkeypatch):
+    monkeypatch.setattr(consumers, "AUTH_TIMEOUT", 0.05)
+    probe, server = Probe(), StubServer()
+
+    async def slow_authenticate(frame):
+        await asyncio.sleep(0.2)  # the deadline passes meanwhile
+        probe.mark_authenticated()
+
+    probe.authenticate = slow_authenticate
+    app = asyncio.ensure_future(probe({"type": "websocket", "headers": []}, server.receive, server.send))
+    server.inbox.put_nowait({"type": "websocket.connect"})
+    await asyncio.sleep(0.01)
+    server.frame({"type": "auth"})
+    await asyncio.sleep(0.4)
+    assert probe.authenticated
+    assert [m for m in server.sent if m["type"] == "websocket.close"] == []
+    server.inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(app, 2)

@@ -334,6 +334,24 @@ async def test_hours_set_in_the_admin_after_the_customer_connected_apply_to_thei
     await s.close()
 
 
+async def test_a_widget_moved_to_another_workstream_answers_its_connected_customers_not_found(socket, live, queue):
+    """Their socket listens to the old workstream's groups; they reconnect into the new one."""
+    from tests.factories import WorkstreamFactory
+
+    s, _ = await connect_customer(socket, live, await in_db(issue_visitor_token)(live))
+
+    def move():
+        live.workstream = WorkstreamFactory(name="Elsewhere", queue=queue)
+        live.save()
+
+    await in_db(move)()
+    await s.send({"type": "message.send", "client_id": "m1", "body": "Hello?"})
+    error = await s.until(lambda f: f["type"] == "error")
+    assert error["code"] == "not_found" and error["client_id"] == "m1"
+    assert not await in_db(Conversation.objects.exists)()
+    await s.close()
+
+
 async def test_a_customer_erased_while_connected_gets_not_found_and_the_socket_stays_open(socket, persistent):
     s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting, sub="gone"))
     await in_db(lambda: Customer.objects.filter(external_id="gone").delete())()
