@@ -124,7 +124,6 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self._handling = False  # a frame from the socket is being handled
         self._yield_to_frame = False  # the drainer stops after its event: a frame is waiting
         self._drainer_failure: BaseException | None = None
-        self._finished = False
         task = asyncio.current_task()
         self._task = task
         # The drainer runs in the consumer's context, as Channels' handlers did, not in that of
@@ -159,21 +158,19 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             if not isinstance(failure, StopConsumer):
                 raise failure from None
         finally:
-            self._finished = True
+            # Nothing calls _deliver any more: neither the layer nor the deadline.
             self.channel_layer.close_inbox(self.channel_name)
             if getattr(self, "auth_deadline", None) is not None:
                 self.auth_deadline.cancel()
             drainer = self._drainer
             if drainer is not None and drainer is not asyncio.current_task():
                 drainer.cancel()
-            for group in list(getattr(self, "groups_joined", ())):  # ended without disconnect()
+            for group in list(getattr(self, "groups_joined", ())):  # however it ended
                 await self.leave(group)
 
     def _deliver(self, event: dict[str, Any]) -> None:
         """The layer's inbox callback, on the event loop: queue the event; start the drainer
         unless a frame's handler (which drains after itself) or the drainer is running."""
-        if self._finished:
-            return
         if self._events is None:
             self._events = deque()
         self._events.append(event)
@@ -244,12 +241,6 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if self.auth_deadline is not None:
             self.auth_deadline.cancel()
             self.auth_deadline = None
-
-    async def disconnect(self, code) -> None:
-        if self.auth_deadline is not None:
-            self.auth_deadline.cancel()
-        for group in list(self.groups_joined):
-            await self.leave(group)
 
     async def join(self, group: str) -> None:
         if group not in self.groups_joined:

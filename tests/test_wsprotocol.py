@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 import websockets
 
 from omnichannel.wsprotocol import EventQueue, Flag, WebSocketProtocol
+from tests.servers import uvicorn_in_thread
 
 
 async def echo(scope, receive, send):
@@ -27,22 +25,8 @@ async def echo(scope, receive, send):
 
 @pytest.fixture
 def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        echo, host="127.0.0.1", port=port, ws=WebSocketProtocol, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield server, port
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(echo) as (server, port):
+        yield server, port
 
 
 def test_an_accepted_socket_keeps_no_handshake_and_no_asyncio_queue_or_event(server):
@@ -67,7 +51,7 @@ def test_a_client_that_stops_reading_holds_the_servers_send_until_it_reads_again
     """Back-pressure: the transport pauses writing, ``send`` waits on the flag, and every frame
     still arrives once the client reads again."""
     uvicorn_server, port = server
-    big = "x" * 60_000
+    big = "x" * 30_000  # under the server's frame limit (WS_MAX_SIZE)
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # no autotuning to megabytes
     client.connect(("127.0.0.1", port))
@@ -80,7 +64,7 @@ def test_a_client_that_stops_reading_holds_the_servers_send_until_it_reads_again
             (connection,) = uvicorn_server.server_state.connections
 
             async def send_all():
-                for _ in range(200):  # 12 MB echoed back to a client that does not read
+                for _ in range(400):  # 12 MB echoed back to a client that does not read
                     await ws.send(big)
 
             sender = asyncio.ensure_future(send_all())
@@ -92,13 +76,13 @@ def test_a_client_that_stops_reading_holds_the_servers_send_until_it_reads_again
             ws.transport.resume_reading()
             received = 0
             async with asyncio.timeout(20):
-                while received < 200:
+                while received < 400:
                     assert await ws.recv() == big
                     received += 1
                 await sender
             return held, received
 
-    assert asyncio.run(scenario()) == (True, 200)
+    assert asyncio.run(scenario()) == (True, 400)
 
 
 async def test_the_event_queue_hands_items_over_in_order_and_waits_when_empty():

@@ -5,13 +5,11 @@ layer. They skip, saying why, where Chromium is not installed; CI installs it.""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.servers import free_port, uvicorn_in_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
@@ -33,16 +31,9 @@ def _allow_orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_url(transactional_db, settings):
     """A uvicorn server running omnichannel.asgi in a thread; yields its base URL."""
-    import uvicorn
     from channels.routing import ProtocolTypeRouter
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
@@ -57,20 +48,11 @@ def live_url(transactional_db, settings):
         }
     )
 
-    port = _free_port()
+    port = free_port()
     settings.SITE_URL = f"http://127.0.0.1:{port}"
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(application, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,15 +22,10 @@ import psycopg
 
 from bench.run import http_ok, wait_until
 from omnichannel.limits import uvicorn_ws_args
+from tests.servers import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(check, what: str, timeout: float = 60) -> None:

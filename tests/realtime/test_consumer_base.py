@@ -23,6 +23,12 @@ def notice(n: int) -> dict:
     return {"type": "broadcast", "frame": {"type": "notice", "n": n}}
 
 
+def the_customer_group() -> str:
+    """The group of the one customer socket of this process's layer."""
+    groups = get_channel_layer()._get_layer().groups
+    return next(g for g in groups if "customer" in g).split("__group__", 1)[1]
+
+
 async def test_an_idle_socket_is_one_task_and_no_redis_subscription_of_its_own(socket, persistent):
     """Channels' consumer ran three tasks per socket (the application, and two that
     ``await_many_dispatch`` keeps waiting on the socket and on the consumer's channel) and
@@ -65,8 +71,7 @@ async def test_group_events_arrive_once_and_in_order_while_frames_are_handled(so
     short-lived task sends them. None is lost, none is sent twice, the order holds."""
     monkeypatch.setattr(consumers, "TYPING_INTERVAL", 0.0)
     s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting))
-    group = next(g for g in get_channel_layer()._get_layer().groups if "customer" in g)
-    group = group.split("__group__", 1)[1]
+    group = the_customer_group()
     layer = get_channel_layer()
 
     async def publish():
@@ -125,7 +130,7 @@ async def test_a_failing_group_event_handler_ends_the_socket_and_reaches_the_ser
     s, _ = await connect_customer(socket, persistent, customer_token(persistent.authentication_setting))
     layer = get_channel_layer()
     inner = layer._get_layer()
-    group = next(g for g in inner.groups if "customer" in g).split("__group__", 1)[1]
+    group = the_customer_group()
     inboxes = {name for name in inner.channels if "inbox." in name}
     assert len(inboxes) == 1
     await layer.group_send(group, notice(1))

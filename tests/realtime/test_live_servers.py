@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket as socketlib
 import subprocess
 import time
 import urllib.request
@@ -23,16 +22,11 @@ from rest_framework.authtoken.models import Token
 
 from omnichannel.devrun import web_command
 from tests.realtime.conftest import customer_token
+from tests.servers import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socketlib.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url() -> str:

@@ -287,21 +287,23 @@ async def test_persistent_customer_cannot_end_and_gets_an_error_frame(socket, pe
     await s.close()
 
 
-async def test_live_chat_outside_hours_is_refused_with_the_next_opening(socket, live):
+def close_until_tomorrow(widget) -> None:
+    """Operating hours that open only for a minute tomorrow, set on the widget (as in the admin)."""
     from datetime import time
+
+    from django.utils import timezone
 
     from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
 
-    def close_the_widget():
-        from django.utils import timezone
+    hours = OperatingHoursFactory(time_zone="UTC")
+    weekday = (timezone.now().weekday() + 1) % 7
+    OperatingIntervalFactory(hours=hours, weekday=weekday, opens_at=time(0, 0), closes_at=time(0, 1))
+    widget.operating_hours = hours
+    widget.save()
 
-        hours = OperatingHoursFactory(time_zone="UTC")
-        weekday = (timezone.now().weekday() + 1) % 7  # open only for a minute tomorrow
-        OperatingIntervalFactory(hours=hours, weekday=weekday, opens_at=time(0, 0), closes_at=time(0, 1))
-        live.operating_hours = hours
-        live.save()
 
-    await in_db(close_the_widget)()
+async def test_live_chat_outside_hours_is_refused_with_the_next_opening(socket, live):
+    await in_db(close_until_tomorrow)(live)
     s, _ = await connect_customer(socket, live, await in_db(issue_visitor_token)(live))
     await s.send({"type": "message.send", "client_id": "v1", "body": "Hello?"})
     error = await s.until(lambda f: f["type"] == "error")
@@ -312,22 +314,8 @@ async def test_live_chat_outside_hours_is_refused_with_the_next_opening(socket, 
 
 async def test_hours_set_in_the_admin_after_the_customer_connected_apply_to_their_next_conversation(socket, live):
     """The socket keeps the widget's ids, not its configuration: the full path reads it again."""
-    from datetime import time
-
-    from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
-
     s, _ = await connect_customer(socket, live, await in_db(issue_visitor_token)(live))
-
-    def close_the_widget():
-        from django.utils import timezone
-
-        hours = OperatingHoursFactory(time_zone="UTC")
-        weekday = (timezone.now().weekday() + 1) % 7  # open only for a minute tomorrow
-        OperatingIntervalFactory(hours=hours, weekday=weekday, opens_at=time(0, 0), closes_at=time(0, 1))
-        live.operating_hours = hours
-        live.save()
-
-    await in_db(close_the_widget)()
+    await in_db(close_until_tomorrow)(live)
     await s.send({"type": "message.send", "client_id": "v1", "body": "Hello?"})
     error = await s.until(lambda f: f["type"] == "error")
     assert error["code"] == "outside_operating_hours" and error["client_id"] == "v1"

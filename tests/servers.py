@@ -1,0 +1,48 @@
+"""Servers for tests: a free port, and uvicorn in a thread of the test process with the
+WebSocket protocol every real start of the server uses (omnichannel.limits.uvicorn_ws_args)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from omnichannel.limits import WS_MAX_SIZE
+from omnichannel.wsprotocol import WebSocketProtocol
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_in_thread(app, port: int | None = None, timeout: float = 20) -> Iterator[tuple[uvicorn.Server, int]]:
+    """(the server, its port) while the block runs; the server stops after it."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws=WebSocketProtocol,
+        ws_max_size=WS_MAX_SIZE,
+        lifespan="off",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield server, port
+    finally:
+        server.should_exit = True
+        thread.join(10)
