@@ -35,14 +35,30 @@ def _args(key: str, limit: int, window: float) -> tuple[list[str], list]:
     return [f"omnichannel:rate:{key}"], [time.time(), window, limit, uuid.uuid4().hex]
 
 
-@lru_cache(maxsize=1)
-def _script():
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5).register_script(SCRIPT)
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    """One thread-safe client (and pool) per process for the synchronous callers."""
+    return redis.Redis.from_url(url, socket_timeout=5)
+
+
+@lru_cache(maxsize=4)
+def _script(url: str):
+    return _client(url).register_script(SCRIPT)
 
 
 def allow(key: str, limit: int, window: float) -> bool:
     keys, args = _args(key, limit, window)
-    return bool(_script()(keys=keys, args=args))
+    return bool(_script(settings.REDIS_URL)(keys=keys, args=args))
+
+
+def _seconds_left(oldest: list, window: float) -> float:
+    return max(0.0, oldest[0][1] + window - time.time()) if oldest else 0.0
+
+
+def retry_after(key: str, window: float) -> float:
+    """Seconds until the oldest hit of ``key`` leaves its window: when a refused caller may try
+    again. (A second round trip, made only after a refusal.)"""
+    return _seconds_left(_client(settings.REDIS_URL).zrange(f"omnichannel:rate:{key}", 0, 0, withscores=True), window)
 
 
 ASYNC_POOL_SIZE = 20
@@ -69,11 +85,9 @@ async def aallow(key: str, limit: int, window: float) -> bool:
 
 
 async def aretry_after(key: str, window: float) -> float:
-    """Seconds until the oldest hit of ``key`` leaves its window: when a refused caller may try
-    again. (A second round trip, made only after a refusal.)"""
+    """``retry_after`` on the event loop."""
     client = _async_script().registered_client
-    oldest = await client.zrange(f"omnichannel:rate:{key}", 0, 0, withscores=True)
-    return max(0.0, oldest[0][1] + window - time.time()) if oldest else 0.0
+    return _seconds_left(await client.zrange(f"omnichannel:rate:{key}", 0, 0, withscores=True), window)
 
 
 class TokenBucket:

@@ -11,6 +11,7 @@ import time
 
 import jwt
 import pytest
+import time_machine
 from channels.db import database_sync_to_async as in_db
 from django.core.cache import cache
 from django.db import OperationalError
@@ -262,20 +263,62 @@ def test_every_api_route_is_declared_before_the_api_catch_all():
     assert api_urls.urlpatterns[-1].name == "api-not-found"
 
 
-@pytest.mark.django_db
-def test_too_many_agent_requests_are_rate_limited(alice, monkeypatch):
+def agent_client(agent) -> APIClient:
     from rest_framework.authtoken.models import Token
 
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.get_or_create(user=agent.user)[0].key)
+    return client
+
+
+@pytest.fixture
+def three_a_minute(monkeypatch):
     from omnichannel.api import AgentThrottle
 
     cache.clear()
     monkeypatch.setattr(AgentThrottle, "THROTTLE_RATES", {"agent": "3/min"})
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=alice.user).key)
+    yield
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_too_many_agent_requests_are_rate_limited(alice, three_a_minute):
+    client = agent_client(alice)
     assert [client.get("/api/v1/agent/me/").status_code for _ in range(3)] == [200] * 3
     refused = client.get("/api/v1/agent/me/")
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
-    cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_refused_call_says_when_its_window_has_room_again(alice, three_a_minute):
+    client = agent_client(alice)
+    with time_machine.travel(5_000_000.0, tick=False) as clock:
+        for _ in range(3):
+            client.get("/api/v1/agent/me/")
+            clock.shift(10)
+        refused = client.get("/api/v1/agent/me/")  # the first call leaves the window in 30 s
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "30"
+
+
+@pytest.mark.django_db
+def test_a_throttled_call_costs_one_redis_command(alice, monkeypatch):
+    """DRF's throttle read every caller's hits from the cache as a pickled list and wrote it
+    back: two round trips, each carrying up to the whole limit's timestamps."""
+    import redis
+
+    client = agent_client(alice)
+    client.get("/api/v1/agent/me/")
+    commands = []
+    execute = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        commands.append(args[0])
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    assert client.get("/api/v1/agent/me/").status_code == 200
+    assert commands == ["EVALSHA"]
 
 
 @pytest.mark.django_db
@@ -295,6 +338,7 @@ def test_rest_calls_go_through_when_the_throttles_redis_is_unreachable(persisten
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
     }
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # where the throttles count
     agent = APIClient()
     agent.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=alice.user).key)
     response = agent.patch("/api/v1/agent/me/", {"presence": "available"}, format="json")
