@@ -22,6 +22,7 @@ print(json.dumps({
     "channel_hosts": [h["address"] for h in s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]],
     "cache": s.CACHES["default"]["LOCATION"], "broker": s.CELERY_BROKER_URL, "debug": s.DEBUG,
     "allowed_hosts": s.ALLOWED_HOSTS, "csrf_origins": s.CSRF_TRUSTED_ORIGINS, "email_backend": s.EMAIL_BACKEND,
+    "db_options": db.get("OPTIONS", {}),
 }))
 if s.REDIS_URL.startswith("unix://"):
     import redis
@@ -42,6 +43,7 @@ def clean_env(tmp_path, **extra) -> dict[str, str]:
             "ALLOWED_HOSTS",
             "CSRF_TRUSTED_ORIGINS",
             "EMAIL_URL",
+            "DATABASE_PREPARE_THRESHOLD",
         }
     }
     env.update(DJANGO_SETTINGS_MODULE="omnichannel.settings", OMNICHANNEL_VAR_DIR=str(tmp_path / "var"), **extra)
@@ -75,6 +77,15 @@ def test_database_url_and_redis_url_are_parsed(tmp_path):
     assert parsed["allowed_hosts"] == ["chat.example.com", "www.example.com"]
     assert parsed["csrf_origins"] == ["https://chat.example.com"]
     assert parsed["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
+
+
+@pytest.mark.parametrize(("threshold", "options"), [(None, (True, 5)), ("2", (True, 2)), ("0", (None, None))])
+def test_postgresql_prepares_repeated_statements_unless_turned_off(tmp_path, threshold, options):
+    extra = {"DATABASE_PREPARE_THRESHOLD": threshold} if threshold else {}
+    env = clean_env(tmp_path, DATABASE_URL="postgres://chat@db.internal/omni", REDIS_URL="redis://r/0", **extra)
+    (parsed,) = settings_in(env)
+    db_options = parsed["db_options"]
+    assert (db_options.get("server_side_binding"), db_options.get("prepare_threshold")) == options
 
 
 def test_unset_environment_gives_sqlite_under_var_and_an_embedded_redis(tmp_path):
