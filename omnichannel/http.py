@@ -18,11 +18,61 @@ would be two more round trips. Static files get its nosniff header from ServeSta
 
 from __future__ import annotations
 
-from asgiref.sync import AsyncToSync, sync_to_async
+import collections
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import AsyncToSync, ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+
+# Idle request threads kept for the next requests; more at once get new threads, which end
+# after their request.
+IDLE_THREADS = 32
+
+
+class RequestThread(ThreadPoolExecutor):
+    """One worker thread, and whether it has finished everything it was given (a request whose
+    client left is cancelled on the loop while its thread still runs the view)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="request")
+        # Each has one writer (the event loop; the worker thread), so they need no lock.
+        self.submitted = self.finished = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        self.finished += 1
+
+    @property
+    def idle(self) -> bool:
+        return self.submitted == self.finished
 
 
 class ASGIHandler(DjangoASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self._idle_threads: collections.deque[RequestThread] = collections.deque()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        try:
+            thread = self._idle_threads.pop()
+        except IndexError:
+            thread = RequestThread()
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            if thread.idle and len(self._idle_threads) < IDLE_THREADS:
+                self._idle_threads.append(thread)
+            else:  # still busy with a request that was given up, or enough are idle
+                thread.shutdown(wait=False)
+
     def load_middleware(self, is_async: bool = False) -> None:
         # The sync build: middleware that can run in a thread does; where the chain reaches an
         # async-only middleware (ServeStatic), the part below it is one sync_to_async call.

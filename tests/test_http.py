@@ -1,10 +1,13 @@
 """How an HTTP request runs under ASGI (omnichannel/http.py, omnichannel/cache.py): the
-middleware and the view in one hop to a thread, static files answered on the event loop with
-the security headers, and one Redis connection pool per process for the cache."""
+middleware and the view in one hop to a thread that later requests reuse, static files
+answered on the event loop with the security headers, and one Redis connection pool per
+process for the cache."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import threading
 
 import pytest
 import redis
@@ -12,15 +15,30 @@ from asgiref.sync import AsyncToSync, SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings as django_settings
 from django.core.cache import caches
+from django.core.signals import request_finished
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
 
 from omnichannel.http import ASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# A view that holds its thread until the test lets it go (ROOT_URLCONF = this module).
+held = threading.Event()
+held_in: list[threading.Thread] = []
 
-async def get(app, path: str, headers: list | None = None) -> dict:
-    """One GET through the ASGI application: status, headers and the whole body."""
-    scope = {
+
+def hold(request: HttpRequest) -> HttpResponse:
+    held_in.append(threading.current_thread())
+    held.wait(10)
+    return HttpResponse("let go")
+
+
+urlpatterns = [path("hold/", hold), path("quick/", lambda request: HttpResponse("quick"))]
+
+
+def scope_of(path: str, headers: list | None = None) -> dict:
+    return {
         "type": "http",
         "http_version": "1.1",
         "method": "GET",
@@ -32,7 +50,11 @@ async def get(app, path: str, headers: list | None = None) -> dict:
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
-    communicator = ApplicationCommunicator(app, scope)
+
+
+async def get(app, path: str, headers: list | None = None) -> dict:
+    """One GET through the ASGI application: status, headers and the whole body."""
+    communicator = ApplicationCommunicator(app, scope_of(path, headers))
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(10)
     response = {"status": start["status"], "headers": start.get("headers", []), "body": b""}
@@ -40,6 +62,7 @@ async def get(app, path: str, headers: list | None = None) -> dict:
         chunk = await communicator.receive_output(10)
         response["body"] += chunk.get("body", b"")
         if not chunk.get("more_body"):
+            await communicator.wait(10)  # the request is over (request_finished sent)
             return response
 
 
@@ -78,6 +101,61 @@ async def test_the_middleware_and_the_view_run_in_one_hop_to_a_thread(monkeypatc
     assert response["status"] == 200
     assert hops.to_loop == 0
     assert hops.to_thread <= 3, hops.to_thread
+
+
+class RequestThreads:
+    """The thread each request finished in (Django sends request_finished from it)."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        request_finished.connect(self.record, weak=False, dispatch_uid=id(self))
+
+    def record(self, **kwargs) -> None:
+        self.threads.append(threading.current_thread())
+
+    def close(self) -> None:
+        request_finished.disconnect(dispatch_uid=id(self))
+
+
+@pytest.fixture
+def request_threads():
+    threads = RequestThreads()
+    yield threads.threads
+    threads.close()
+
+
+async def test_requests_one_after_another_reuse_one_thread(request_threads):
+    """Django started a thread for every request, and one more to join it afterwards."""
+    app = ASGIHandler()
+    await get(app, "/healthz")
+    started = threading.active_count()
+    for _ in range(5):
+        assert (await get(app, "/healthz"))["status"] == 200
+    assert len(request_threads) == 6
+    assert all(thread is request_threads[0] for thread in request_threads)
+    assert threading.active_count() == started
+
+
+async def test_a_thread_still_busy_with_a_request_its_client_left_is_not_reused(settings, request_threads):
+    """Django cancels a request whose client disconnects, but its view runs on in the thread:
+    the next request must not wait behind it."""
+    settings.ROOT_URLCONF = __name__
+    app = ASGIHandler()
+    held.clear()
+    held_in.clear()
+    try:
+        await get(app, "/quick/")
+        left = ApplicationCommunicator(app, scope_of("/hold/"))
+        await left.send_input({"type": "http.request", "body": b""})
+        while not held_in:
+            await asyncio.sleep(0.01)
+        await left.send_input({"type": "http.disconnect"})
+        await left.wait(5)
+        response = await asyncio.wait_for(get(app, "/quick/"), 5)  # not queued behind the held view
+        assert response["status"] == 200 and response["body"] == b"quick"
+        assert request_threads[-1] is not held_in[0]
+    finally:
+        held.set()
 
 
 async def test_a_static_file_is_served_with_the_security_headers(settings):
