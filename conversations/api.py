@@ -192,7 +192,13 @@ class AgentApiView(APIView):
         return conversation
 
     def visible_id(self, request: Request, conversation_id: int) -> int:
-        """``visible``, when only the id is needed (a page of messages): no joins, no rows."""
+        """``visible``, when only the id is needed (a page of messages): no joins, no rows.
+        The agent's own conversation, nearly every page, is asked first: building and
+        compiling the whole rule (an ``EXISTS`` on the pick queues) took Django 0.9 ms of CPU,
+        more than running it."""
+        user = request.user
+        if not user.is_staff and Conversation.objects.filter(pk=conversation_id, agent__user_id=user.pk).exists():
+            return conversation_id
         if not self._visible(request, conversation_id).exists():
             self._not_visible(request)
         return conversation_id

@@ -77,6 +77,8 @@ def test_the_pick_queue_lists_open_conversations_of_my_pick_queues_and_pick_take
     assert [c["id"] for c in listed] == [conversation.pk]
     assert as_agent(bob).get(A + "queue/").json() == {"conversations": []}
     assert as_agent(alice).get(A + f"conversations/{conversation.pk}/").status_code == 200  # pickable: visible
+    assert as_agent(alice).get(A + f"conversations/{conversation.pk}/messages/").json()["messages"][0]["body"] == "Hi"
+    assert as_agent(bob).get(A + f"conversations/{conversation.pk}/messages/").status_code == 404
     picked = as_agent(alice).post(A + f"conversations/{conversation.pk}/pick/")
     assert picked.status_code == 200 and picked.json()["agent"]["id"] == alice.pk
     again = as_agent(alice).post(A + f"conversations/{conversation.pk}/pick/")
