@@ -35,7 +35,9 @@ class RequestThread(ThreadPoolExecutor):
 
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="request")
-        # Each has one writer (the event loop; the worker thread), so they need no lock.
+        # No lock: ``submitted`` is written on the event loop, ``finished`` in the worker thread
+        # (or on the loop for a call cancelled before it ran). A lost update can only make the
+        # thread look busy, never idle: at worst it is let go instead of reused.
         self.submitted = self.finished = 0
 
     def submit(self, fn, /, *args, **kwargs):
