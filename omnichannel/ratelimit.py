@@ -31,8 +31,12 @@ return 1
 """
 
 
+def _redis_key(key: str) -> str:
+    return f"omnichannel:rate:{key}"
+
+
 def _args(key: str, limit: int, window: float) -> tuple[list[str], list]:
-    return [f"omnichannel:rate:{key}"], [time.time(), window, limit, uuid.uuid4().hex]
+    return [_redis_key(key)], [time.time(), window, limit, uuid.uuid4().hex]
 
 
 @lru_cache(maxsize=4)
@@ -58,7 +62,7 @@ def _seconds_left(oldest: list, window: float) -> float:
 def retry_after(key: str, window: float) -> float:
     """Seconds until the oldest hit of ``key`` leaves its window: when a refused caller may try
     again. (A second round trip, made only after a refusal.)"""
-    return _seconds_left(_client(settings.REDIS_URL).zrange(f"omnichannel:rate:{key}", 0, 0, withscores=True), window)
+    return _seconds_left(_client(settings.REDIS_URL).zrange(_redis_key(key), 0, 0, withscores=True), window)
 
 
 ASYNC_POOL_SIZE = 20
@@ -87,7 +91,7 @@ async def aallow(key: str, limit: int, window: float) -> bool:
 async def aretry_after(key: str, window: float) -> float:
     """``retry_after`` on the event loop."""
     client = _async_script().registered_client
-    return _seconds_left(await client.zrange(f"omnichannel:rate:{key}", 0, 0, withscores=True), window)
+    return _seconds_left(await client.zrange(_redis_key(key), 0, 0, withscores=True), window)
 
 
 class TokenBucket:

@@ -137,15 +137,14 @@ else:
     # DATABASE_POOL_SIZE=0: persistent connections (checked before reuse), as for a pooler in front.
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
-if _db["ENGINE"] == "django.db.backends.postgresql" and env.int("DATABASE_PREPARE_THRESHOLD", default=5) > 0:
+_prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+if _db["ENGINE"] == "django.db.backends.postgresql" and _prepare_threshold > 0:
     # Prepared statements: psycopg prepares a query the connection has run this many times, and
     # PostgreSQL then skips planning it (planning was most of the database's time for the
     # small queries of a request: ~1 ms for the visibility check of a conversation). Needs
     # server-side binding. DATABASE_PREPARE_THRESHOLD=0 turns both off, for a pooler in
     # transaction mode that does not track prepared statements (PgBouncer before 1.21).
-    _db.setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=5)
-    )
+    _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=_prepare_threshold)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads per server process for the database work of message frames (omnichannel/dbthreads.py);
 # each holds a pooled connection while it runs. Not used on SQLite.

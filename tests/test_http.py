@@ -103,25 +103,15 @@ async def test_the_middleware_and_the_view_run_in_one_hop_to_a_thread(monkeypatc
     assert hops.to_thread <= 3, hops.to_thread
 
 
-class RequestThreads:
-    """The thread each request finished in (Django sends request_finished from it)."""
-
-    def __init__(self) -> None:
-        self.threads: list[threading.Thread] = []
-        request_finished.connect(self.record, weak=False, dispatch_uid=id(self))
-
-    def record(self, **kwargs) -> None:
-        self.threads.append(threading.current_thread())
-
-    def close(self) -> None:
-        request_finished.disconnect(dispatch_uid=id(self))
-
-
 @pytest.fixture
 def request_threads():
-    threads = RequestThreads()
-    yield threads.threads
-    threads.close()
+    """The thread each request finished in (Django sends request_finished from it)."""
+    threads: list[threading.Thread] = []
+    request_finished.connect(
+        lambda **kwargs: threads.append(threading.current_thread()), weak=False, dispatch_uid=__name__
+    )
+    yield threads
+    request_finished.disconnect(dispatch_uid=__name__)
 
 
 async def test_requests_one_after_another_reuse_one_thread(request_threads):

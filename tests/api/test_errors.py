@@ -263,14 +263,6 @@ def test_every_api_route_is_declared_before_the_api_catch_all():
     assert api_urls.urlpatterns[-1].name == "api-not-found"
 
 
-def agent_client(agent) -> APIClient:
-    from rest_framework.authtoken.models import Token
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.get_or_create(user=agent.user)[0].key)
-    return client
-
-
 @pytest.fixture
 def three_a_minute(monkeypatch):
     from omnichannel.api import AgentThrottle
@@ -282,16 +274,16 @@ def three_a_minute(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_too_many_agent_requests_are_rate_limited(alice, three_a_minute):
-    client = agent_client(alice)
+def test_too_many_agent_requests_are_rate_limited(as_agent, alice, three_a_minute):
+    client = as_agent(alice)
     assert [client.get("/api/v1/agent/me/").status_code for _ in range(3)] == [200] * 3
     refused = client.get("/api/v1/agent/me/")
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
 
 
 @pytest.mark.django_db
-def test_a_refused_call_says_when_its_window_has_room_again(alice, three_a_minute):
-    client = agent_client(alice)
+def test_a_refused_call_says_when_its_window_has_room_again(as_agent, alice, three_a_minute):
+    client = as_agent(alice)
     with time_machine.travel(5_000_000.0, tick=False) as clock:
         for _ in range(3):
             client.get("/api/v1/agent/me/")
@@ -302,12 +294,12 @@ def test_a_refused_call_says_when_its_window_has_room_again(alice, three_a_minut
 
 
 @pytest.mark.django_db
-def test_a_throttled_call_costs_one_redis_command(alice, monkeypatch):
+def test_a_throttled_call_costs_one_redis_command(as_agent, alice, monkeypatch):
     """DRF's throttle read every caller's hits from the cache as a pickled list and wrote it
     back: two round trips, each carrying up to the whole limit's timestamps."""
     import redis
 
-    client = agent_client(alice)
+    client = as_agent(alice)
     client.get("/api/v1/agent/me/")
     commands = []
     execute = redis.Redis.execute_command
@@ -330,17 +322,13 @@ def test_a_token_whose_sub_cannot_be_stored_is_invalid_not_an_outage(persistent)
 
 
 @pytest.mark.django_db
-def test_rest_calls_go_through_when_the_throttles_redis_is_unreachable(persistent, alice, settings):
+def test_rest_calls_go_through_when_the_throttles_redis_is_unreachable(as_agent, persistent, alice, settings):
     """Found by the Redis restart fault test: every REST call answered 500 while Redis was down,
     because the throttles count in the Redis cache. A throttle now lets the call through."""
-    from rest_framework.authtoken.models import Token
-
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
     }
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # where the throttles count
-    agent = APIClient()
-    agent.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=alice.user).key)
-    response = agent.patch("/api/v1/agent/me/", {"presence": "available"}, format="json")
+    response = as_agent(alice).patch("/api/v1/agent/me/", {"presence": "available"}, format="json")
     assert response.status_code == 200 and response.json()["presence"] == "available"
     assert APIClient().get(f"/api/v1/widget/{persistent.widget_key}/").status_code == 200
