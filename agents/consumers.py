@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from rest_framework.authtoken.models import Token
 
 from agents.models import Agent
 from conversations import events, services
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
 from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
+from omnichannel.authentication import token_with_user
 
 TYPING_INTERVAL = 2.0
 
@@ -30,7 +30,7 @@ def _principal_for_user(user) -> tuple[Agent | None, bool]:
 def _principal_for_token(key: object) -> tuple[Agent | None, bool]:
     if not isinstance(key, str) or not key or len(key) > 64:
         return None, False
-    token = Token.objects.select_related("user").filter(key=key).first()
+    token = token_with_user(key)
     return _principal_for_user(token.user) if token else (None, False)
 
 

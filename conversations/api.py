@@ -23,6 +23,7 @@ from conversations.errors import AuthenticationRequired, NotFound, ValidationFai
 from conversations.models import Conversation, Customer, Status
 from conversations.selectors import (
     current_conversation,
+    is_agents_conversation,
     message_page,
     visible_to_agent_user,
 )
@@ -193,11 +194,11 @@ class AgentApiView(APIView):
 
     def visible_id(self, request: Request, conversation_id: int) -> int:
         """``visible``, when only the id is needed (a page of messages): no joins, no rows.
-        The agent's own conversation, nearly every page, is asked first: building and
-        compiling the whole rule (an ``EXISTS`` on the pick queues) took Django 0.9 ms of CPU,
-        more than running it."""
+        The agent's own conversation, nearly every page, is asked first, in a statement
+        written out once: building and compiling the whole rule (an ``EXISTS`` on the pick
+        queues) took Django 0.9 ms of CPU, more than running it."""
         user = request.user
-        if not user.is_staff and Conversation.objects.filter(pk=conversation_id, agent__user_id=user.pk).exists():
+        if not user.is_staff and is_agents_conversation(conversation_id, user.pk):
             return conversation_id
         if not self._visible(request, conversation_id).exists():
             self._not_visible(request)

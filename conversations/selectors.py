@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 
+from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
 from agents.models import Agent
 from conversations.models import ONGOING, Conversation, Customer, Status
+from omnichannel import rows
 from workstreams.models import DistributionMode, Workstream, WrapUpCapacity
 
 
@@ -123,18 +126,47 @@ def message_page(
     """A page of messages in ascending ``seq`` and whether there are more in that direction:
     after ``after_seq`` (oldest first: what a reconnecting client missed), before
     ``before_seq`` (the page just older), or the latest ``limit``. Uses the
-    ``(conversation, seq)`` unique index."""
+    ``(conversation, seq)`` unique index; the statement is written out once (omnichannel.rows:
+    every history request and reconnect runs it)."""
     from conversations.models import Message
 
     limit = max(1, min(int(limit), MAX_PAGE))
-    messages = Message.objects.filter(conversation_id=conversation_id)
     if after_seq is not None:
-        rows = list(messages.filter(seq__gt=after_seq).order_by("seq")[: limit + 1])
-        return rows[:limit], len(rows) > limit
-    if before_seq is not None:
-        messages = messages.filter(seq__lt=before_seq)
-    rows = list(messages.order_by("-seq")[: limit + 1])
-    return list(reversed(rows[:limit])), len(rows) > limit
+        condition, params, newest_first = "AND seq > %s ORDER BY seq", [after_seq], False
+    elif before_seq is not None:
+        condition, params, newest_first = "AND seq < %s ORDER BY seq DESC", [before_seq], True
+    else:
+        condition, params, newest_first = "ORDER BY seq DESC", [], True
+    select = rows.columns(connection.vendor, Message).sql
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select} FROM {table} WHERE conversation_id = %s {condition} LIMIT %s",  # noqa: S608
+            [conversation_id, *params, limit + 1],
+        )
+        found = rows.instances(Message, cursor.fetchall())
+    page = found[:limit]
+    if newest_first:
+        page.reverse()
+    return page, len(found) > limit
+
+
+def is_agents_conversation(conversation_id: int, user_id: int) -> bool:
+    """Whether the conversation is assigned to the agent whose user this is: the visibility
+    check of nearly every page of messages, written out once (omnichannel.rows)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_agents_conversation_sql(connection.vendor), [conversation_id, user_id])
+        return cursor.fetchone() is not None
+
+
+@lru_cache(maxsize=8)
+def _agents_conversation_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    conversations, agents = quote(Conversation._meta.db_table), quote(Agent._meta.db_table)
+    return (
+        f"SELECT 1 FROM {conversations} INNER JOIN {agents} ON {agents}.id = {conversations}.agent_id "  # noqa: S608
+        f"WHERE {conversations}.id = %s AND {agents}.user_id = %s LIMIT 1"
+    )
 
 
 def capacity_used_expression(now: datetime | None = None):

@@ -45,7 +45,7 @@ from conversations.models import (
     Status,
 )
 from conversations.selectors import capacity_used
-from omnichannel import asyncdb
+from omnichannel import asyncdb, rows
 from omnichannel.dbthreads import frame_sync_to_async
 from workstreams.models import AutomatedMessageKind as Kind
 from workstreams.models import ChatWidget, DistributionMode, Queue
@@ -290,39 +290,13 @@ def _ongoing(customer: Customer, workstream_id: int, widget: ChatWidget | None =
 def _lock_row(where: str, params: list) -> Conversation | None:
     """The first conversation row matching ``where`` (a constant condition of this module; values
     go in ``params``), locked (``FOR UPDATE``) where the database can lock rows."""
-    select, attnames, converters = _row_sql(connection.vendor)
+    select = rows.columns(connection.vendor, Conversation).sql
+    table = connection.ops.quote_name(Conversation._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"{select} WHERE {where} ORDER BY id LIMIT 1{lock}", params)
+        cursor.execute(f"SELECT {select} FROM {table} WHERE {where} ORDER BY id LIMIT 1{lock}", params)  # noqa: S608
         row = cursor.fetchone()
-    if row is None:
-        return None
-    if converters:
-        row = list(row)
-        for index, functions, column in converters:
-            value = row[index]
-            for convert in functions:
-                value = convert(value, column, connection)
-            row[index] = value
-    return Conversation.from_db(connection.alias, attnames, row)
-
-
-@lru_cache(maxsize=8)
-def _row_sql(vendor: str) -> tuple[str, list[str], tuple]:
-    """``SELECT <every column> FROM conversation``, the fields' attribute names in that order,
-    and the value converters the query compiler would apply (none on PostgreSQL; dates on
-    SQLite): what ``raw()`` does, without resolving the model's columns again for every row."""
-    table = Conversation._meta.db_table
-    fields = Conversation._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    converters = []
-    for index, field in enumerate(fields):
-        column = field.get_col(table)
-        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if functions:
-            converters.append((index, tuple(functions), column))
-    select = f"SELECT {columns} FROM {connection.ops.quote_name(table)}"  # noqa: S608 - names from the model
-    return select, [field.attname for field in fields], tuple(converters)
+    return None if row is None else rows.instance(Conversation, row)
 
 
 @lru_cache(maxsize=8)

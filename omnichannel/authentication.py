@@ -4,8 +4,14 @@ import it (omnichannel/api.py does)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
+
+from omnichannel import rows
 
 
 class CsrfFailed(exceptions.PermissionDenied):
@@ -23,6 +29,50 @@ class SessionAuthentication(authentication.SessionAuthentication):
             super().enforce_csrf(request)
         except exceptions.PermissionDenied as error:
             raise CsrfFailed(CSRF_FAILED_DETAIL) from error
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's, with its one query (the token joined to its user) written out once instead of
+    compiled by the ORM on every request: it runs before every agent API call."""
+
+    def authenticate_credentials(self, key):
+        token = token_with_user(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        return token.user, token
+
+
+def token_with_user(key: str):
+    """The API token ``key`` with its user loaded (``select_related("user")``), or None."""
+    from rest_framework.authtoken.models import Token
+
+    if "\x00" in key:  # no token has one, and PostgreSQL refuses it in a string
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_token_sql(connection.vendor), [key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = rows.instance(Token, row)
+    token.user = rows.instance(get_user_model(), row, len(Token._meta.concrete_fields))
+    return token
+
+
+@lru_cache(maxsize=8)
+def _token_sql(vendor: str) -> str:
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model()
+    quote = connection.ops.quote_name
+    token_table, user_table = quote(Token._meta.db_table), quote(user._meta.db_table)
+    user_id = quote(Token._meta.get_field("user").column)
+    return (
+        f"SELECT {rows.columns(vendor, Token).sql}, {rows.columns(vendor, user).sql} "  # noqa: S608 - model names
+        f"FROM {token_table} INNER JOIN {user_table} ON {user_table}.{quote(user._meta.pk.column)} = "
+        f"{token_table}.{user_id} WHERE {token_table}.{quote(Token._meta.pk.column)} = %s"
+    )
 
 
 CSRF_FAILED_DETAIL = _("Your session has expired or the page is out of date. Reload the page and try again.")

@@ -247,7 +247,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "omnichannel.authentication.SessionAuthentication",  # CSRF refusals answer the code csrf_failed
-        "rest_framework.authentication.TokenAuthentication",
+        "omnichannel.authentication.TokenAuthentication",  # DRF's, its query written out once
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

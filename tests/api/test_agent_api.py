@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from conversations import services
@@ -53,6 +54,22 @@ def test_only_authenticated_agents_get_in(api, superuser):
     client.force_authenticate(UserFactory())
     not_agent = client.get(A + "me/")
     assert not_agent.status_code == 403 and not_agent.json()["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("key", ["nul\x00key", "x" * 41, ""])
+def test_a_token_that_cannot_exist_is_invalid_not_an_error(api, key):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}" if key else "Token  x y")
+    response = api.get(A + "me/")
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"
+
+
+def test_the_token_of_a_deactivated_user_is_invalid(api, alice):
+    key = Token.objects.create(user=alice.user).key
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get(A + "me/").status_code == 200
+    type(alice.user).objects.filter(pk=alice.user.pk).update(is_active=False)
+    response = api.get(A + "me/")
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"
 
 
 def test_my_conversations_filtered_by_status(as_agent, alice, conversation):
@@ -129,7 +146,7 @@ def test_a_page_of_history_is_three_small_queries(as_agent, alice, conversation)
     sql = [q["sql"] for q in queries.captured_queries]
     assert len(sql) == 3, sql
     visibility = [q for q in sql if 'FROM "conversations_conversation"' in q]
-    assert len(visibility) == 1 and visibility[0].startswith("SELECT 1 AS"), visibility
+    assert len(visibility) == 1 and visibility[0].startswith("SELECT 1 "), visibility  # reads no row
     assert not [q for q in sql if '"conversations_customer"' in q or '"workstreams_queue"' in q], sql
 
 

@@ -1,4 +1,5 @@
-"""The message path's plain SQL (conversations/services.py) reads and writes exactly what the
+"""The statements written out once (omnichannel/rows.py and their users: the message path in
+conversations/services.py, the message page, the API token) read and write exactly what the
 ORM would, on either database."""
 
 from __future__ import annotations
@@ -7,9 +8,12 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from conversations import services
 from conversations.models import Conversation, Message
+from conversations.selectors import is_agents_conversation, message_page
+from omnichannel.authentication import token_with_user
 
 
 def field_values(instance) -> dict:
@@ -41,3 +45,47 @@ def test_an_inserted_message_reads_back_as_written(persistent, customer):
     assert message.pk is not None and message._state.adding is False
     assert field_values(Message.objects.get(pk=message.pk)) == field_values(message)
     assert (message.body, message.client_id, message.seq) == ("Hi", "c-9", 1)
+
+
+def test_a_page_of_messages_holds_the_orms_rows_in_each_direction(persistent, customer, alice):
+    conversation = services.customer_message_send(widget=persistent, customer=customer, body="1").conversation
+    services.conversation_assign(conversation_id=conversation.pk, agent=alice)
+    for n in range(2, 8):
+        services.customer_message_send(widget=persistent, customer=customer, body=str(n))
+    messages = Message.objects.filter(conversation=conversation).order_by("seq")
+    assert messages.count() == 8  # seven customer messages and "Alice joined"
+    latest, more = message_page(conversation.pk, limit=3)
+    assert [field_values(m) for m in latest] == [field_values(m) for m in messages[5:8]] and more
+    older, more = message_page(conversation.pk, before_seq=latest[0].seq, limit=3)
+    assert [field_values(m) for m in older] == [field_values(m) for m in messages[2:5]] and more
+    oldest, more = message_page(conversation.pk, before_seq=older[0].seq, limit=3)
+    assert [m.seq for m in oldest] == [1, 2] and not more
+    after, more = message_page(conversation.pk, after_seq=2, limit=4)
+    assert [field_values(m) for m in after] == [field_values(m) for m in messages[2:6]] and more
+    assert message_page(conversation.pk, after_seq=8) == ([], False)
+    assert all(m._state.adding is False and m.created_at.tzinfo is not None for m in latest)
+
+
+def test_a_token_reads_back_with_its_user_as_the_orm_loads_them(alice):
+    key = Token.objects.create(user=alice.user).key
+    token = token_with_user(key)
+    expected = Token.objects.select_related("user").get(key=key)
+    assert field_values(token) == field_values(expected)
+    assert field_values(token.user) == field_values(expected.user)
+    assert token.user._state.adding is False and token.created.tzinfo is not None
+
+
+def test_an_unknown_key_has_no_token(alice):
+    Token.objects.create(user=alice.user)
+    assert token_with_user("f" * 40) is None
+    assert token_with_user("nul\x00") is None
+
+
+def test_the_agents_own_conversation_is_told_apart_from_others(persistent, customer, other_customer, alice, bob):
+    mine = services.customer_message_send(widget=persistent, customer=customer, body="Hi").conversation
+    services.conversation_assign(conversation_id=mine.pk, agent=alice)
+    queued = services.customer_message_send(widget=persistent, customer=other_customer, body="Hi").conversation
+    assert is_agents_conversation(mine.pk, alice.user_id)
+    assert not is_agents_conversation(mine.pk, bob.user_id)
+    assert not is_agents_conversation(queued.pk, alice.user_id)
+    assert not is_agents_conversation(123456, alice.user_id)
