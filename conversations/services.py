@@ -9,12 +9,13 @@ these functions and nothing else writes ``Conversation.status`` or creates a ``M
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -231,13 +232,18 @@ def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
 
 def _follow_capacity(agent: Agent, used: int, now: datetime) -> None:
     """``sync_presence`` for an agent locked by the caller, who knows its capacity in use."""
-    if not agent.presence_auto or agent.presence not in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
-        return
-    presence = Presence.AVAILABLE if used == 0 else Presence.BUSY_DND if used >= agent.capacity else Presence.BUSY
+    presence = _presence_for(agent, used)
     if presence != agent.presence:
         agent.presence = presence
         agent.save(update_fields=["presence"])
         events.publish_agent(agent, now, used)
+
+
+def _presence_for(agent: Agent, used: int) -> str:
+    """The presence the agent's capacity in use gives it (rule 13), or the one it chose."""
+    if not agent.presence_auto or agent.presence not in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
+        return agent.presence
+    return Presence.AVAILABLE if used == 0 else Presence.BUSY_DND if used >= agent.capacity else Presence.BUSY
 
 
 # --- Customer side --------------------------------------------------------------------------------
@@ -344,19 +350,34 @@ def _has_client_message(conversation_ids: list[int], sender: str, client_id: str
 
 
 @lru_cache(maxsize=32)
-def _update_sql(vendor: str, names: tuple[str, ...]) -> tuple[str, tuple]:
-    fields = tuple(Conversation._meta.get_field(name) for name in names)
+def _update_sql(vendor: str, model: type[models.Model], names: tuple[str, ...]) -> tuple[str, tuple]:
+    fields = tuple(model._meta.get_field(name) for name in names)
     sets = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    return f"UPDATE {table} SET {sets} WHERE id = %s", fields  # noqa: S608 - column names from the model
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    return f"UPDATE {table} SET {sets} WHERE {pk} = %s", fields  # noqa: S608 - column names from the model
 
 
 def _save_fields(conversation: Conversation, *names: str) -> None:
     """Write these fields of a locked conversation (a message that changed nothing else)."""
-    sql, fields = _update_sql(connection.vendor, names)
-    values = [field.get_db_prep_save(getattr(conversation, field.attname), connection) for field in fields]
+    _save_fields_of([conversation], names)
+
+
+def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> None:
+    """``save(update_fields=names)`` of these locked objects of one model (which has no save()
+    override and no save signals): one UPDATE compiled once, sent for every row at once
+    (psycopg's ``executemany`` pipelines them: one round trip, not one per row)."""
+    if not objs:
+        return
+    sql, fields = _update_sql(connection.vendor, type(objs[0]), names)
+    params = [
+        [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields), row.pk] for row in objs
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, conversation.pk])
+        if len(params) == 1:
+            cursor.execute(sql, params[0])
+        else:
+            cursor.executemany(sql, params)
 
 
 def customer_message_send(
@@ -759,6 +780,21 @@ def _statement_sql(sender: str) -> str:
     SELECT m.id, c.id, c.last_seq, c.customer_id, c.workstream_id, c.agent_id FROM m, c"""  # noqa: S608 - names from the models
 
 
+# What an assignment writes: the fields _activate sets, and last_seq (the "joined" message).
+_ASSIGNED_FIELDS = (
+    "status",
+    "agent",
+    "agent_read_seq",
+    "assigned_at",
+    "first_assigned_at",
+    "queued_at",
+    "returned_at",
+    "waiting_since",
+    "last_activity_at",
+    "last_seq",
+)
+
+
 def _activate(conversation: Conversation, agent: Agent, now: datetime) -> None:
     """The conversation becomes active with ``agent`` (an assignment or a transfer to an agent)."""
     _move(conversation, Status.ACTIVE)
@@ -777,10 +813,11 @@ def _assign(conversation: Conversation, agent: Agent, now: datetime) -> None:
 
 
 def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: dict[int, int] | None = None) -> None:
-    """Each conversation to its agent (all locked by the caller); then, once per agent, its last
-    assignment time and its presence (from ``used``, the agents' capacity in use after these
-    assignments, when the caller counted it under the locks), and once per queue, the waiting
-    count."""
+    """Open conversations, each to its agent (all locked by the caller, nothing else changed
+    in them); then, once per agent, its last assignment time and its presence (from ``used``,
+    the agents' capacity in use after these assignments, when the caller counted it under
+    the locks), and once per queue, the waiting count. A batch costs one INSERT of its
+    messages and two pipelined UPDATEs (conversations, agents), however many rows."""
     templates: dict = {}
     queues_touched: set[int] = set()
     agents: dict[int, Agent] = {}
@@ -799,24 +836,26 @@ def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: di
         )
         agents[agent.pk] = agent
     Message.objects.bulk_create([message for _, _, message in joined])  # one INSERT for the batch
+    _save_fields_of([conversation for conversation, _, _ in joined], _ASSIGNED_FIELDS)
     for conversation, previous, message in joined:
         events.publish_message(message)
-        _save(conversation, previous_agent_id=previous, queues_touched=queues_touched)
+        events.publish_conversation(conversation, previous_agent_id=previous)
+        queues_touched.update(conversation.__dict__.pop("_queues_touched", ()))
         events.publish_notification(conversation.agent_id, "assigned", conversation.pk)
+    if used is None:
+        used = capacity_used(list(agents), now)  # counts the rows just written
+    moved: list[Agent] = []
     for agent in agents.values():
         agent.last_assigned_at = now
-        agent.save(update_fields=["last_assigned_at"])
-        if used is not None:
-            _follow_capacity(agent, used[agent.pk], now)
-        else:
-            sync_presence(agent.pk, now)
+        presence = _presence_for(agent, used[agent.pk])
+        if presence != agent.presence:
+            agent.presence = presence
+            moved.append(agent)
+    _save_fields_of(list(agents.values()), ("last_assigned_at", "presence"))
+    for agent in moved:
+        events.publish_agent(agent, now, used[agent.pk])
     if queues_touched:
         events.publish_queue_waiting(queues_touched)
-
-
-def conversation_assign_locked(conversation: Conversation, agent: Agent, now: datetime) -> None:
-    """Push assignment by conversations.assignment, which holds the locks."""
-    _assign(conversation, agent, now)
 
 
 def conversations_assign_locked(pairs: list[tuple[Conversation, Agent]], now: datetime, used: dict[int, int]) -> None:
