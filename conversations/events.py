@@ -191,7 +191,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _send_batch(layer, sends: list[tuple[list[str], dict[str, Any]]]) -> None:
-    """Frames in order, each to its groups: one pipelined round trip where the layer can
+    """Frames in order, each to its groups: one script call where the layer can
     (omnichannel.layers), else one group_send after the other."""
     if hasattr(layer, "group_send_many"):
         await layer.group_send_many(sends)
