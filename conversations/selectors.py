@@ -131,9 +131,13 @@ def message_page(
     from conversations.models import Message
 
     limit = max(1, min(int(limit), MAX_PAGE))
+    if not 0 < conversation_id <= rows.MAX_INTEGER:
+        return [], False
     if after_seq is not None:
+        after_seq = min(after_seq, rows.MAX_INTEGER)  # no seq is larger: nothing after it
         condition, params, newest_first = "AND seq > %s ORDER BY seq", [after_seq], False
     elif before_seq is not None:
+        before_seq = min(before_seq, rows.MAX_INTEGER)  # every seq is before it
         condition, params, newest_first = "AND seq < %s ORDER BY seq DESC", [before_seq], True
     else:
         condition, params, newest_first = "ORDER BY seq DESC", [], True
@@ -153,7 +157,9 @@ def message_page(
 
 def is_agents_conversation(conversation_id: int, user_id: int) -> bool:
     """Whether the conversation is assigned to the agent whose user this is: the visibility
-    check of nearly every page of messages, written out once (omnichannel.rows)."""
+    check of nearly every page of messages, written out once (as omnichannel.rows' are)."""
+    if not 0 < conversation_id <= rows.MAX_INTEGER:
+        return False
     with connection.cursor() as cursor:
         cursor.execute(_agents_conversation_sql(connection.vendor), [conversation_id, user_id])
         return cursor.fetchone() is not None

@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 4000
 MAX_CLIENT_ID = 64
-MAX_ID = 2**63 - 1  # a primary key (bigint); larger ids do not exist
+MAX_ID = rows.MAX_INTEGER  # a primary key (bigint); larger ids do not exist
 UNREACHABLE_PRESENCES = (Presence.OFFLINE, Presence.AWAY)
 
 
@@ -366,7 +366,7 @@ def _save_fields(conversation: Conversation, *names: str) -> None:
 def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> None:
     """``save(update_fields=names)`` of these locked objects of one model (which has no save()
     override and no save signals): one UPDATE compiled once, sent for every row at once
-    (psycopg's ``executemany`` pipelines them: one round trip, not one per row)."""
+    (on PostgreSQL psycopg's ``executemany`` pipelines them: one round trip, not one per row)."""
     if not objs:
         return
     sql, fields = _update_sql(connection.vendor, type(objs[0]), names)
@@ -817,7 +817,8 @@ def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: di
     in them); then, once per agent, its last assignment time and its presence (from ``used``,
     the agents' capacity in use after these assignments, when the caller counted it under
     the locks), and once per queue, the waiting count. A batch costs one INSERT of its
-    messages and two pipelined UPDATEs (conversations, agents), however many rows."""
+    messages and two UPDATEs sent with ``executemany`` (conversations, agents; pipelined on
+    PostgreSQL), however many rows. ``_ASSIGNED_FIELDS`` must name every field this changes."""
     templates: dict = {}
     queues_touched: set[int] = set()
     agents: dict[int, Agent] = {}

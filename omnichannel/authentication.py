@@ -1,4 +1,4 @@
-"""DRF authentication for the inbox's session-authenticated API calls. Its own module: DRF
+"""DRF authentication: the inbox's session-authenticated API calls, and API tokens. Its own module: DRF
 imports the authentication classes while ``rest_framework.views`` loads, so nothing here may
 import it (omnichannel/api.py does)."""
 
@@ -33,7 +33,8 @@ class SessionAuthentication(authentication.SessionAuthentication):
 
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's, with its one query (the token joined to its user) written out once instead of
-    compiled by the ORM on every request: it runs before every agent API call."""
+    compiled by the ORM on every request: it runs before every agent API call. It reads DRF's
+    ``Token`` model (``self.model`` is not consulted: nothing here sets another)."""
 
     def authenticate_credentials(self, key):
         token = token_with_user(key)
@@ -48,7 +49,7 @@ def token_with_user(key: str):
     """The API token ``key`` with its user loaded (``select_related("user")``), or None."""
     from rest_framework.authtoken.models import Token
 
-    if "\x00" in key:  # no token has one, and PostgreSQL refuses it in a string
+    if not key.isascii() or "\x00" in key:  # keys are hex; drivers refuse NULs and lone surrogates
         return None
     with connection.cursor() as cursor:
         cursor.execute(_token_sql(connection.vendor), [key])

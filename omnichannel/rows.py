@@ -12,6 +12,10 @@ from typing import NamedTuple
 
 from django.db import connection, models
 
+# The largest value an integer column (bigint) holds. Larger ones match no row; SQLite's driver
+# cannot even send them (OverflowError), so callers with values from a client check first.
+MAX_INTEGER = 2**63 - 1
+
 
 class Columns(NamedTuple):
     """The model's columns, qualified by its table (``"t"."c", …``), their attribute names in

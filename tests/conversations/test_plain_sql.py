@@ -14,6 +14,7 @@ from conversations import services
 from conversations.models import Conversation, Message
 from conversations.selectors import is_agents_conversation, message_page
 from omnichannel.authentication import token_with_user
+from tests.factories import CustomerFactory
 
 
 def field_values(instance) -> dict:
@@ -89,3 +90,17 @@ def test_the_agents_own_conversation_is_told_apart_from_others(persistent, custo
     assert not is_agents_conversation(mine.pk, bob.user_id)
     assert not is_agents_conversation(queued.pk, alice.user_id)
     assert not is_agents_conversation(123456, alice.user_id)
+
+
+def test_an_assignment_writes_every_field_it_changed(live, alice, bob):
+    """An assignment writes the fields it changes (services._ASSIGNED_FIELDS), not the whole
+    row: what the service holds in memory afterwards is what the database holds."""
+    customer = CustomerFactory(authentication_setting=None, widget=live)
+    conversation = services.customer_message_send(widget=live, customer=customer, body="Hi").conversation
+    first = services.conversation_assign(conversation_id=conversation.pk, agent=alice)
+    assert field_values(Conversation.objects.get(pk=conversation.pk)) == field_values(first)
+    services.conversation_wait(conversation_id=conversation.pk, agent=alice)  # live: back to the queue
+    again = services.conversation_assign(conversation_id=conversation.pk, agent=bob)
+    stored = Conversation.objects.get(pk=conversation.pk)
+    assert field_values(stored) == field_values(again)
+    assert (stored.agent_id, stored.first_assigned_at, stored.last_seq) == (bob.pk, first.first_assigned_at, 3)
