@@ -141,11 +141,9 @@ def message_page(
         condition, params, newest_first = "AND seq < %s ORDER BY seq DESC", [before_seq], True
     else:
         condition, params, newest_first = "ORDER BY seq DESC", [], True
-    select = rows.columns(connection.vendor, Message).sql
-    table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {select} FROM {table} WHERE conversation_id = %s {condition} LIMIT %s",  # noqa: S608
+            f"{rows.select(Message)} WHERE conversation_id = %s {condition} LIMIT %s",
             [conversation_id, *params, limit + 1],
         )
         found = rows.instances(Message, cursor.fetchall())

@@ -296,11 +296,9 @@ def _ongoing(customer: Customer, workstream_id: int, widget: ChatWidget | None =
 def _lock_row(where: str, params: list) -> Conversation | None:
     """The first conversation row matching ``where`` (a constant condition of this module; values
     go in ``params``), locked (``FOR UPDATE``) where the database can lock rows."""
-    select = rows.columns(connection.vendor, Conversation).sql
-    table = connection.ops.quote_name(Conversation._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {select} FROM {table} WHERE {where} ORDER BY id LIMIT 1{lock}", params)  # noqa: S608
+        cursor.execute(f"{rows.select(Conversation)} WHERE {where} ORDER BY id LIMIT 1{lock}", params)
         row = cursor.fetchone()
     return None if row is None else rows.instance(Conversation, row)
 

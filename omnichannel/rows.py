@@ -43,6 +43,12 @@ def columns(vendor: str, model: type[models.Model]) -> Columns:
     return Columns(sql, tuple(field.attname for field in fields), tuple(converters))
 
 
+def select(model: type[models.Model]) -> str:
+    """``SELECT <every column> FROM <the model's table>``, for a statement's conditions to follow."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    return f"SELECT {columns(connection.vendor, model).sql} FROM {table}"  # noqa: S608 - names from the model
+
+
 def instance(model: type[models.Model], row, start: int = 0):
     """The ``model`` instance of ``row[start:]`` (selected with ``columns(…).sql``)."""
     return instances(model, [row], start)[0]
