@@ -12,7 +12,11 @@ from django.utils import timezone
 
 from agents.models import Agent
 from conversations.models import Conversation, Message, Sender, Status
-from conversations.selectors import capacity_used_expression, open_in_pick_queues_of, waiting_counts
+from conversations.selectors import (
+    capacity_used_expression,
+    readable_conversations,
+    waiting_counts,
+)
 from workstreams.models import DistributionMode, Queue, QuickReply
 
 RELATED = ("workstream", "queue", "customer", "agent__user")
@@ -103,23 +107,18 @@ def _has_pick_workstream(queue_ids: list[int]) -> bool:
     return Workstream.objects.filter(queue_id__in=queue_ids, distribution_mode=DistributionMode.PICK).exists()
 
 
-def readable(user, agent: Agent | None) -> QuerySet[Conversation]:
-    """Conversations a user may read in the inbox: staff all; an agent its own (any status),
-    the open ones of its pick queues, and earlier conversations of customers it serves now."""
-    conversations = Conversation.objects.select_related(*RELATED)
-    if user.is_staff:
-        return conversations
-    if agent is None:
-        return conversations.none()
-    serving = Conversation.objects.filter(agent=agent, status__in=OPEN_STATUSES).values("customer_id")
-    return conversations.filter(Q(agent=agent) | open_in_pick_queues_of(agent) | Q(customer_id__in=serving))
+def readable(user) -> QuerySet[Conversation]:
+    """Conversations the user may read in the inbox: the one rule of
+    ``conversations.selectors.readable_by``, with what the pages show of them."""
+    return readable_conversations(user).select_related(*RELATED)
 
 
-def earlier_conversations(conversation: Conversation, limit: int = 10) -> list[Conversation]:
-    """The customer's other conversations, newest first (the customer panel)."""
+def earlier_conversations(conversation: Conversation, user, limit: int = 10) -> list[Conversation]:
+    """The customer's other conversations that the user may read, newest first (the customer
+    panel)."""
     return list(
         with_preview(
-            Conversation.objects.filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
+            readable_conversations(user).filter(customer_id=conversation.customer_id).exclude(pk=conversation.pk)
         ).order_by("-created_at", "-pk")[:limit]
     )
 

@@ -117,7 +117,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         and conversation.workstream.distribution_mode == "pick"
         and agent is not None
         and conversation.queue.agents.filter(pk=agent.pk).exists(),
-        "earlier": selectors.earlier_conversations(conversation),
+        "earlier": selectors.earlier_conversations(conversation, request.user),
         "quick_replies": selectors.quick_replies(conversation),
         "transfer_agents": agents,
         "transfer_queues": queues,
@@ -126,7 +126,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
 
 
 def _readable(request: HttpRequest, pk: int) -> Conversation:
-    conversation = selectors.readable(request.user, getattr(request, "agent", None)).filter(pk=pk).first()
+    conversation = selectors.readable(request.user).filter(pk=pk).first()
     if conversation is None:
         raise Http404(_("No such conversation in your inbox."))
     return conversation

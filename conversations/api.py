@@ -25,7 +25,7 @@ from conversations.selectors import (
     current_conversation,
     is_agents_conversation,
     message_page,
-    visible_to_agent_user,
+    readable_by,
 )
 from conversations.serializers import (
     AgentConversationOut,
@@ -186,7 +186,7 @@ class AgentApiView(APIView):
         return agent
 
     def visible(self, request: Request, conversation_id: int) -> Conversation:
-        """Mine, or open in my pick queues; staff see all. Anything else does not exist."""
+        """A conversation the user may read (``readable_by``); anything else does not exist."""
         conversation = self._visible(request, conversation_id).select_related(*AGENT_RELATED).first()
         if conversation is None:
             self._not_visible(request)
@@ -205,11 +205,8 @@ class AgentApiView(APIView):
         return conversation_id
 
     def _visible(self, request: Request, conversation_id: int):
-        conversations = Conversation.objects.filter(pk=conversation_id)
-        if not request.user.is_staff:
-            # By the user's id: the agent is not looked up first when the conversation is visible.
-            conversations = conversations.filter(visible_to_agent_user(request.user.pk))
-        return conversations
+        # The one rule (readable_by): by the user's id, the agent is not looked up first.
+        return Conversation.objects.filter(readable_by(request.user), pk=conversation_id)
 
     def _not_visible(self, request: Request) -> NoReturn:
         """403 for a user who is no agent (as every agent endpoint answers), else 404."""

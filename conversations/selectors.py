@@ -69,17 +69,38 @@ def current_conversation(customer: Customer, workstream: Workstream) -> Conversa
     )
 
 
-def open_in_pick_queues_of(agent) -> Q:
-    """Open conversations of pick workstreams in the agent's queues (what it may see and pick).
-    EXISTS rather than a join on queue membership: no duplicate rows, so no DISTINCT."""
-    return _open_in_pick_queues(agent_id=agent.pk)
+# The statuses in which a conversation is an agent's current one with its customer.
+HELD = (Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
+
+
+def readable_by(user) -> Q:
+    """The one rule of who may read a conversation, for every adapter (REST, inbox pages,
+    transcript, history, sockets): staff read all; an agent reads what it may act on (its own
+    conversations, the open ones of its pick queues) and the *closed* conversations of a
+    customer whose current conversation it holds. Anything else does not exist for it."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user.is_staff:
+        return Q()
+    return visible_to_agent_user(user.pk)
 
 
 def visible_to_agent_user(user_id: int) -> Q:
-    """What the agent of this user may see: its own conversations and those open in its pick
-    queues, by the user's id, so a request needs no query for the agent first. (A user that
-    is no agent sees nothing.)"""
-    return Q(agent__user_id=user_id) | _open_in_pick_queues(agent__user_id=user_id)
+    """``readable_by`` for an agent, by its user's id, so a request needs no query for the
+    agent first. (A user that is no agent sees nothing.) Earlier conversations of a customer
+    are readable only once closed: a conversation the customer has now with another agent, in
+    a queue this agent is not in, is not this agent's to read."""
+    held = Conversation.objects.filter(agent__user_id=user_id, status__in=HELD).values("customer_id")
+    return (
+        Q(agent__user_id=user_id)
+        | _open_in_pick_queues(agent__user_id=user_id)
+        | Q(status=Status.CLOSED, customer_id__in=held)
+    )
+
+
+def readable_conversations(user):
+    """``Conversation.objects`` narrowed to ``readable_by(user)``."""
+    return Conversation.objects.filter(readable_by(user))
 
 
 def _open_in_pick_queues(**agent: int) -> Q:

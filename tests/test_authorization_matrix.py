@@ -9,7 +9,7 @@ staff. The WebSocket half is tests/realtime/test_authorization_matrix.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
 from tests.authorization import (
+    ACTORS,
     AGENT,
     ANONYMOUS,
     CUSTOMER_A,
@@ -27,9 +28,11 @@ from tests.authorization import (
     NOT_FOUND,
     OK,
     OTHER_AGENT,
+    READERS,
     ROLES,
     STAFF,
     SUPERUSER,
+    TARGETS,
     UNAUTHENTICATED,
     VISITOR,
     World,
@@ -65,6 +68,7 @@ class Probe:
     data: Callable[[World], dict] | None = None
     htmx: bool = False
     label: str = ""
+    target: str = "a"  # the conversation a conversation URL names (tests.authorization.TARGETS)
 
 
 def body(world: World) -> dict:
@@ -152,6 +156,29 @@ MATRIX: dict[str, list[Probe]] = {
 }
 
 
+def per_conversation(route: str) -> bool:
+    """An agent URL naming a conversation (REST or inbox; not the supervisor's)."""
+    return route.startswith((C, P))
+
+
+def for_target(probe: Probe, target: str) -> Probe:
+    """The probe of customer A's conversation (its agent may, the other agent may not) made for
+    another conversation of the cast: the agents that may read it (GET) or act on it (the
+    rest) get their outcome, every other agent ``not_found``; everyone else as for A's."""
+    if probe.expect[AGENT] != OK:  # a refusal whatever the conversation (an unknown action)
+        return replace(probe, target=target, label=f"{probe.label}-{target}".strip("-"))
+    allowed = (READERS if probe.method == "get" else ACTORS)[target]
+    expect = {**probe.expect, **{role: OK if role in allowed else NOT_FOUND for role in (AGENT, OTHER_AGENT)}}
+    return replace(probe, expect=expect, target=target, label=f"{probe.label}-{target}".strip("-"))
+
+
+# Every agent URL naming a conversation is probed with each conversation of the cast, generated
+# from the probe of customer A's: a new URL cannot skip the private or the closed one.
+for _route, _probes in MATRIX.items():
+    if per_conversation(_route):
+        _probes += [for_target(probe, target) for probe in list(_probes) for target in TARGETS if target != "a"]
+
+
 # --- The URL conf ------------------------------------------------------------------------------
 
 
@@ -230,8 +257,8 @@ def path_for(route: Route, world: World, probe: Probe) -> str:
     for name in route.pattern.pattern.converters:
         kwargs[name] = {
             "widget_key": world.widget(probe.widget).widget_key,
-            "conversation_id": world.conversation.pk,
-            "pk": world.conversation.pk,
+            "conversation_id": world.target(probe.target).pk,
+            "pk": world.target(probe.target).pk,
             "action": probe.action,
         }[name]
     return reverse(route.name, kwargs=kwargs)

@@ -20,8 +20,10 @@ from tests.authorization import (
     FORBIDDEN,
     NOT_FOUND,
     OK,
+    OTHER_AGENT,
     ROLES,
     SECRET_A,
+    SECRET_PRIVATE,
     SECRET_VISITOR,
     UNAUTHENTICATED,
     World,
@@ -45,8 +47,11 @@ LIVE_VISITORS = every(UNAUTHENTICATED, visitor=OK)
 USERS = every(UNAUTHENTICATED, agent=OK, other_agent=OK, staff=OK, superuser=OK)
 # Frames naming customer A's conversation (assigned to AGENT); supervisors read, never write.
 ON_CONVERSATION = every(UNAUTHENTICATED, agent=OK, other_agent=NOT_FOUND, staff=FORBIDDEN, superuser=FORBIDDEN)
+# Frames naming customer A's conversation in the private queue (assigned to OTHER_AGENT).
+ON_PRIVATE = every(UNAUTHENTICATED, agent=NOT_FOUND, other_agent=OK, staff=FORBIDDEN, superuser=FORBIDDEN)
 
-# (route, frame type) -> {widget: expectations} (the agent socket has no widget: None).
+# (route, frame type) -> {widget: expectations}. The agent socket has no widget: its variants
+# name the conversation its frames carry (None: customer A's; "private": A's in the private queue).
 WS_MATRIX: dict[tuple[str, str], dict[str | None, dict[str, str]]] = {
     (WIDGET, "auth"): {"persistent": PERSISTENT_CUSTOMERS, "live": LIVE_VISITORS},
     (WIDGET, "message.send"): {"persistent": PERSISTENT_CUSTOMERS, "live": LIVE_VISITORS},
@@ -57,8 +62,8 @@ WS_MATRIX: dict[tuple[str, str], dict[str | None, dict[str, str]]] = {
         "live": LIVE_VISITORS,
     },
     (AGENT_SOCKET, "auth"): {None: USERS},
-    (AGENT_SOCKET, "message.send"): {None: ON_CONVERSATION},
-    (AGENT_SOCKET, "typing"): {None: ON_CONVERSATION},
+    (AGENT_SOCKET, "message.send"): {None: ON_CONVERSATION, "private": ON_PRIVATE},
+    (AGENT_SOCKET, "typing"): {None: ON_CONVERSATION, "private": ON_PRIVATE},
 }
 
 
@@ -82,9 +87,11 @@ def test_every_socket_route_and_frame_has_a_row_in_the_matrix():
     frames = socket_frames()
     assert not sorted(frames - set(WS_MATRIX)), "add these (route, frame) pairs to WS_MATRIX"
     assert not sorted(set(WS_MATRIX) - frames), "WS_MATRIX names frames the server no longer has"
-    for variants in WS_MATRIX.values():
+    for (route, frame), variants in WS_MATRIX.items():
         for expect in variants.values():
             assert set(expect) == set(ROLES)
+        if route == AGENT_SOCKET and frame != "auth":  # frames naming a conversation: both of A's
+            assert set(variants) == {None, "private"}, f"{frame}: probe customer A's private conversation too"
 
 
 def test_a_new_frame_type_without_a_row_fails_the_matrix(monkeypatch):
@@ -109,12 +116,13 @@ CODES = {
 }
 
 
-def frame_for(frame_type: str, world: World) -> dict:
+def frame_for(frame_type: str, world: World, target: str = "a") -> dict:
+    conversation = world.target(target)
     return {
         "message.send": {"type": "message.send", "client_id": "matrix-1", "body": "Hi", "conversation_id": 0},
         "typing": {"type": "typing"},
         "conversation.end": {"type": "conversation.end"},
-    }[frame_type] | ({"conversation_id": world.conversation.pk} if frame_type != "conversation.end" else {})
+    }[frame_type] | ({"conversation_id": conversation.pk} if frame_type != "conversation.end" else {})
 
 
 async def answer(s, frame: dict) -> str:
@@ -156,9 +164,12 @@ async def authenticate(s, route: str, role: str, world: World) -> str:
 
 
 async def secrets_arrive(world: World) -> None:
-    """Something new happens in both conversations: who hears it?"""
-    agent = world.agents[AGENT]
-    for conversation, secret in ((world.conversation, SECRET_A), (world.visitor_conversation, SECRET_VISITOR)):
+    """Something new happens in every conversation: who hears it?"""
+    for conversation, agent, secret in (
+        (world.conversation, world.agents[AGENT], SECRET_A),
+        (world.visitor_conversation, world.agents[AGENT], SECRET_VISITOR),
+        (world.private_conversation, world.agents[OTHER_AGENT], SECRET_PRIVATE),
+    ):
         try:
             await in_db(services.agent_message_send)(
                 conversation_id=conversation.pk, agent=agent, body=secret + " again"
@@ -172,6 +183,7 @@ async def test_each_role_gets_its_outcome_on_the_socket_and_hears_nothing_it_may
     world = await in_db(build_world)()
     expect = WS_MATRIX[(route, frame_type)][widget]
     path = f"/ws/widget/{world.widget(widget).widget_key}/" if route == WIDGET else "/ws/agent/"
+    target = "private" if widget == "private" else "a"
     origin = ORIGIN if route == WIDGET else "http://testserver"
     wrong = []
     for role in ROLES:
@@ -180,11 +192,11 @@ async def test_each_role_gets_its_outcome_on_the_socket_and_hears_nothing_it_may
         got = await authenticate(s, route, role, world)
         if frame_type != "auth":
             if got == OK:
-                got = await answer(s, frame_for(frame_type, world))
+                got = await answer(s, frame_for(frame_type, world, target))
             else:  # a fresh socket, the frame first: refused before anything else
                 s = socket(path, origin=origin)
                 assert await s.connect()
-                got = await answer(s, frame_for(frame_type, world))
+                got = await answer(s, frame_for(frame_type, world, target))
         if got != expect[role]:
             wrong.append(f"{role}: {got}, expected {expect[role]}")
         if s.closed_with is None:
