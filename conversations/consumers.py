@@ -162,6 +162,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             self.channel_layer.close_inbox(self.channel_name)
             if getattr(self, "auth_deadline", None) is not None:
                 self.auth_deadline.cancel()
+            for timer in self.__dict__.pop("_timers", {}).values():
+                timer.cancel()
             drainer = self._drainer
             if drainer is not None and drainer is not asyncio.current_task():
                 drainer.cancel()
@@ -223,6 +225,19 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             AUTH_TIMEOUT, self._auth_deadline_passed, AUTH_TIMEOUT
         )
 
+    def deliver_later(self, name: str, delay: float, event: dict[str, Any]) -> None:
+        """``event`` queued like a group event after ``delay`` seconds, under ``name`` (a later
+        call with the same name replaces it). Timers, not tasks: a socket keeps only a handle;
+        they end with the consumer."""
+        timers = self.__dict__.setdefault("_timers", {})
+        if name in timers:
+            timers.pop(name).cancel()
+        timers[name] = asyncio.get_running_loop().call_later(delay, self._timer_fired, name, event)
+
+    def _timer_fired(self, name: str, event: dict[str, Any]) -> None:
+        self._timers.pop(name, None)
+        self._deliver(event)
+
     def _auth_deadline_passed(self, timeout: float) -> None:
         self.auth_deadline = None
         if not self.authenticated:
@@ -268,6 +283,18 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         except TimeoutError:
             logger.info("a client stopped reading for %s s: letting it go", SEND_TIMEOUT)
             await self.websocket_disconnect({"code": CLOSE_TOO_SLOW})  # raises StopConsumer
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Closes the socket and ends the consumer at once: ``disconnect()`` runs as when the
+        client leaves (a customer's connection is no longer counted; a live chat can be
+        auto-closed), the groups are left, and nothing is sent after the close. The ASGI server
+        refuses a send after a close with a RuntimeError: a flood's next frames, or a group
+        event, answered after a 4429 or a 4401 raised it, and ``disconnect()`` never ran."""
+        try:
+            await super().close(code=code, reason=reason)
+        except OSError:  # the client left first; the close is moot
+            logger.debug("closing a socket whose client left", exc_info=True)
+        await self.websocket_disconnect({"code": code if isinstance(code, int) else 1000})  # raises StopConsumer
 
     async def send_error(
         self, code: str, detail: str, *, client_id: Any = None, close: int | None = None, **extra: Any
