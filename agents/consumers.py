@@ -6,10 +6,15 @@ without an agent profile connects read-only (``ready`` with ``"agent": null``)."
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.utils.crypto import constant_time_compare
+from rest_framework.authtoken.models import Token
 
+from agents.access import session_credential, token_credential
 from agents.models import Agent
 from conversations import events, services
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
@@ -18,6 +23,9 @@ from conversations.models import Conversation
 from omnichannel.authentication import token_with_user
 
 TYPING_INTERVAL = 2.0
+# Seconds between checks that an agent socket's access still stands, for the ends of access no
+# signal announces (agents.signals announces the others at once).
+ACCESS_CHECK_INTERVAL = 60.0
 
 
 def _principal_for_user(user) -> tuple[Agent | None, bool]:
@@ -27,11 +35,36 @@ def _principal_for_user(user) -> tuple[Agent | None, bool]:
     return Agent.objects.select_related("user").filter(user=user).first(), user.is_staff
 
 
-def _principal_for_token(key: object) -> tuple[Agent | None, bool]:
+def _token(key: object):
     if not isinstance(key, str) or not key or len(key) > 64:
-        return None, False
-    token = token_with_user(key)
-    return _principal_for_user(token.user) if token else (None, False)
+        return None
+    return token_with_user(key)
+
+
+def _access_holds(user_id: int, session_key: str | None, token_pk: object, as_agent: bool) -> bool:
+    """Whether what a socket authenticated with still stands: the session still signs in this
+    user (not logged out, expired, or ended by a password change) or the token still exists,
+    the user is still active, and still an agent if the socket opened as one (else staff)."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return False
+    if session_key is not None:
+        session = _session_store()(session_key)
+        if str(session.get(SESSION_KEY)) != str(user_id) or not constant_time_compare(
+            session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
+        ):
+            return False
+    elif not Token.objects.filter(pk=token_pk, user_id=user_id).exists():
+        return False
+    return Agent.objects.filter(user_id=user_id).exists() if as_agent else user.is_staff
+
+
+def _session_store():
+    from importlib import import_module
+
+    from django.conf import settings
+
+    return import_module(settings.SESSION_ENGINE).SessionStore
 
 
 class AgentConsumer(ProtocolConsumer):
@@ -45,21 +78,37 @@ class AgentConsumer(ProtocolConsumer):
         self.agent: Agent | None = None
         self.typing_sent: dict[int, float] = {}
         self.typing_targets: dict[int, str] = {}
-        agent, is_staff = await database_sync_to_async(_principal_for_user)(self.scope.get("user"))
+        user = self.scope.get("user")
+        agent, is_staff = await database_sync_to_async(_principal_for_user)(user)
         if agent is not None or is_staff:
+            session_key = getattr(self.scope.get("session"), "session_key", None)
+            self._credential(user.pk, session_key=session_key, credential=session_credential(session_key))
             await self._ready(agent, is_staff)
 
     async def authenticate(self, frame: dict[str, Any]) -> None:
-        agent, is_staff = await database_sync_to_async(_principal_for_token)(frame.get("token"))
+        token = await database_sync_to_async(_token)(frame.get("token"))
+        agent, is_staff = await database_sync_to_async(_principal_for_user)(token.user if token else None)
         if agent is None and not is_staff:
             await self.send_error("invalid_token", "The token is not valid.", close=CLOSE_UNAUTHENTICATED)
             return
+        self._credential(token.user_id, token_pk=token.pk, credential=token_credential(token))
         await self._ready(agent, is_staff)
+
+    def _credential(self, user_id: int, *, credential: list | None, session_key=None, token_pk=None) -> None:
+        self.user_id, self.credential = user_id, credential
+        self.session_key, self.token_pk = session_key, token_pk
 
     async def _ready(self, agent: Agent | None, is_staff: bool) -> None:
         self.agent = agent
         self.mark_authenticated()
-        queue_ids, payload = await database_sync_to_async(self._ready_state)()
+        # Joined before the access is checked again (in _ready_state): an end of access committed
+        # after the first check is either seen by that check or announced to this group.
+        await self.join(events.user_group(self.user_id))
+        holds, queue_ids, payload = await database_sync_to_async(self._ready_state)()
+        if not holds:
+            await self.access_ended()
+            return
+        self._schedule_access_check()
         if agent is not None:
             await self.join(events.agent_group(agent.pk))
         for queue_id in queue_ids:
@@ -69,10 +118,41 @@ class AgentConsumer(ProtocolConsumer):
         await self.send_frame({"type": "ready", "agent": payload})
 
     def _ready_state(self):
+        holds = self._access_holds()
         agent = self.agent
-        if agent is None:
-            return [], None
-        return list(agent.queues.values_list("pk", flat=True)), events.agent_object(agent)
+        if agent is None or not holds:
+            return holds, [], None
+        return holds, list(agent.queues.values_list("pk", flat=True)), events.agent_object(agent)
+
+    def _access_holds(self) -> bool:
+        return _access_holds(self.user_id, self.session_key, self.token_pk, self.agent is not None)
+
+    # --- The end of access (PROTOCOL.md, "Access that ends when it should") ---------------------
+
+    async def access_revoked(self, event: dict[str, Any]) -> None:
+        """agents.signals announced the end of this user's access: with this socket's
+        credential, or with none (all of the user's sockets)."""
+        if event.get("credential") in (None, self.credential):
+            await self.access_ended()
+
+    async def access_checked(self, event: dict[str, Any]) -> None:
+        """Every ACCESS_CHECK_INTERVAL seconds: an end of access no signal announced (a session
+        that expired or was deleted, a user changed by a bulk update)."""
+        if not await database_sync_to_async(self._access_holds)():
+            await self.access_ended()
+            return
+        self._schedule_access_check()
+
+    def _schedule_access_check(self) -> None:
+        delay = ACCESS_CHECK_INTERVAL * random.uniform(0.9, 1.1)  # noqa: S311 - spread, not secrecy
+        self.deliver_later("access", delay, {"type": "access.checked"})
+
+    async def access_ended(self) -> None:
+        await self.send_error(
+            "authentication_required",
+            "Your access ended (signed out, deactivated, no longer an agent, or the token was deleted).",
+            close=CLOSE_UNAUTHENTICATED,
+        )
 
     def _require_agent(self) -> Agent:
         if self.agent is None:

@@ -71,6 +71,13 @@ def authenticate_customer(widget: ChatWidget, token: object) -> Customer:
     """The customer a token stands for in this widget, created on first sight; claims
     ``name``, ``email`` and ``context`` update it. Raises ``InvalidToken`` or
     ``AuthenticationRequired``."""
+    return authenticate_customer_until(widget, token)[0]
+
+
+def authenticate_customer_until(widget: ChatWidget, token: object) -> tuple[Customer, float]:
+    """``authenticate_customer``, and until when the token stands (a Unix time): a JWT's
+    ``exp`` with the leeway ``auth`` allows, a visitor token's issue time plus its maximum age.
+    A socket that was not given a fresh token by then is closed (conversations.consumers)."""
     if not isinstance(token, str) or not token:
         raise AuthenticationRequired()
     setting = widget.authentication_setting
@@ -78,14 +85,22 @@ def authenticate_customer(widget: ChatWidget, token: object) -> Customer:
         visitor = _visitor_id(widget, token)
         if visitor is None:
             raise InvalidToken()
-        return _get_or_create(widget=widget, setting=None, external_id=visitor, values={})
+        customer = _get_or_create(widget=widget, setting=None, external_id=visitor, values={})
+        return customer, _visitor_token_issued(token) + VISITOR_TOKEN_MAX_AGE
     if _visitor_id(widget, token) is not None:
         raise AuthenticationRequired()
     try:
         claims = jwt_auth.verify_customer_token(setting, token)
     except jwt_auth.InvalidToken:
         raise InvalidToken() from None
-    return _get_or_create(widget=None, setting=setting, external_id=claims["sub"], values=_clean_claims(claims))
+    customer = _get_or_create(widget=None, setting=setting, external_id=claims["sub"], values=_clean_claims(claims))
+    return customer, float(claims["exp"]) + jwt_auth.LEEWAY.total_seconds()
+
+
+def _visitor_token_issued(token: str) -> float:
+    """The issue time of a visitor token whose signature was verified: the timestamp that
+    ``signing.dumps`` put before the signature."""
+    return float(signing.b62_decode(token.rsplit(signing.Signer().sep, 2)[1]))
 
 
 def _get_or_create(*, widget, setting, external_id: str, values: dict[str, Any]) -> Customer:

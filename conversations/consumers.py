@@ -25,7 +25,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from conversations import events, services
-from conversations.authentication import authenticate_customer, get_widget
+from conversations.authentication import authenticate_customer_until, get_widget
 from conversations.errors import (
     BadFrame,
     DomainError,
@@ -40,6 +40,7 @@ from omnichannel import ratelimit
 from omnichannel.limits import MAX_FRAME
 from omnichannel.ratelimit import TokenBucket
 from omnichannel.text import is_unicode
+from workstreams.models import ChatWidget
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     membership, and message frames deduplicated by seq."""
 
     authenticated = False
+    # Whether an authenticated socket may send another auth frame (a fresh token before the
+    # one it authenticated with expires).
+    renewable = False
     # Every frame a socket sends (auth, typing, garbage, too big: all of them) spends a token of
     # its own bucket, refilled at ``frame_rate`` a second up to ``frame_burst``; without one the
     # frame is answered ``rate_limited`` unread. Refusals spend a second bucket of the same size
@@ -330,7 +334,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 raise BadFrame("The frame holds a lone UTF-16 surrogate: it is not Unicode text.")
             client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
             if frame["type"] == "auth":
-                if self.authenticated:
+                if self.authenticated and not self.renewable:
                     raise BadFrame("Already authenticated.")
                 await self.authenticate(frame)
                 return
@@ -423,6 +427,8 @@ def _server_origins(scope) -> set[str]:
 class WidgetConsumer(ProtocolConsumer):
     """``/ws/widget/<widget_key>/``: one customer of one widget."""
 
+    renewable = True  # a fresh token before the last one expires keeps the socket
+
     async def connect(self) -> None:
         await super().connect()
         try:
@@ -439,6 +445,7 @@ class WidgetConsumer(ProtocolConsumer):
                 await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
                 return
         self.customer: Customer | services.CustomerRef | None = None
+        self.credentials = 0  # how many tokens this socket authenticated with
         self.conversation_id: int | None = None
         self.agent_id: int | None = None
         self.last_typing = 0.0
@@ -459,18 +466,35 @@ class WidgetConsumer(ProtocolConsumer):
         }
 
     async def authenticate(self, frame: dict[str, Any]) -> None:
+        """The first auth frame, or a fresh token on an authenticated socket (a renewal: the
+        same customer, ``ready`` again, the socket kept). A token that is refused, or names
+        another customer, closes the socket (4401)."""
         token = frame.get("token")
         after_seq = optional_seq(frame, "after_seq")
+        renewal = self.authenticated
         try:
-            customer = await database_sync_to_async(authenticate_customer)(self.widget, token)
+            customer, valid_until = await database_sync_to_async(self._authenticate)(token)
         except DomainError as error:
             await self.send_error(error.code, error.detail, close=CLOSE_UNAUTHENTICATED)
             return
+        if renewal and customer.pk != self.customer.pk:
+            await self.send_error(
+                "invalid_token", "The token names another customer; reconnect.", close=CLOSE_UNAUTHENTICATED
+            )
+            return
+        # Closed (4401) when the token runs out, unless a fresh one came first.
+        self.credentials += 1
+        self.deliver_later(
+            "credentials",
+            max(0.0, valid_until - time.time()),
+            {"type": "credentials.expired", "credentials": self.credentials},
+        )
         self.customer = customer
-        self.mark_authenticated()
-        # Join before reading, so nothing committed after the read is missed.
-        await self.join(events.customer_group(customer.pk, self.widget.workstream_id))
-        await database_sync_to_async(services.customer_connected)(customer=customer)
+        if not renewal:
+            self.mark_authenticated()
+            # Join before reading, so nothing committed after the read is missed.
+            await self.join(events.customer_group(customer.pk, self.widget.workstream_id))
+            await database_sync_to_async(services.customer_connected)(customer=customer)
         conversation, messages, has_more = await database_sync_to_async(self._ready_state)(after_seq)
         if conversation is not None:
             self.sent.start_at(conversation["id"], after_seq)
@@ -483,8 +507,21 @@ class WidgetConsumer(ProtocolConsumer):
         self.widget = services.WidgetRef.of(self.widget)
         self.customer = services.CustomerRef.of(customer)
 
+    def _authenticate(self, token: object):
+        # A renewal reads the widget again: the socket keeps only its ids (services.WidgetRef).
+        widget = self.widget if isinstance(self.widget, ChatWidget) else get_widget(pk=self.widget.pk)
+        return authenticate_customer_until(widget, token)
+
+    async def credentials_expired(self, event: dict[str, Any]) -> None:
+        if event["credentials"] == self.credentials:  # else a fresh token came meanwhile
+            await self.send_error(
+                "invalid_token",
+                "The token expired; send a fresh auth frame before it does, or reconnect.",
+                close=CLOSE_UNAUTHENTICATED,
+            )
+
     def _ready_state(self, after_seq: int):
-        conversation = current_conversation(self.customer, self.widget.workstream)
+        conversation = current_conversation(self.customer, self.widget.workstream_id)
         if conversation is None:
             return None, [], False
         self._track(conversation.pk, conversation.agent_id)

@@ -41,6 +41,12 @@ def queue_group(queue_id: int) -> str:
     return f"queue.{queue_id}"
 
 
+def user_group(user_id: int) -> str:
+    """Every agent socket of one user, whatever it authenticated with: where the end of its
+    access is announced (``revoke_access``)."""
+    return f"user.{user_id}"
+
+
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -145,10 +151,14 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     consumers and views do) that is the server's loop; elsewhere (Celery, management commands,
     sync tests) this process's broadcast loop, which ``flush`` waits for (after each Celery
     task and at exit)."""
+    send_event_now(groups, {"type": "broadcast", "frame": frame})
+
+
+def send_event_now(groups: Iterable[str], message: dict[str, Any]) -> None:
+    """``send_now`` of a channel-layer event of any type (``broadcast`` carries a frame)."""
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "broadcast", "frame": frame}
     groups = list(dict.fromkeys(groups))
     loop = _server_loop() or _background_loop()
     loop.call_soon_threadsafe(_publish_later, layer, groups, message)
@@ -319,3 +329,12 @@ def publish_queue_waiting(queue_ids: Iterable[int]) -> None:
 
 def publish_notification(agent_id: int, kind: str, conversation_id: int) -> None:
     broadcast_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))
+
+
+def revoke_access(user_id: int, credential: list | None = None) -> None:
+    """After the commit, the user's agent sockets opened with ``credential`` (``["session",
+    <session key>]`` or ``["token", <token id>]``), or all of them (``None``), close with 4401:
+    the user logged out, was deactivated or deleted, lost its agent profile, or the token was
+    deleted (agents.signals)."""
+    message = {"type": "access.revoked", "credential": credential}
+    transaction.on_commit(lambda: send_event_now([user_group(user_id)], message))

@@ -138,7 +138,7 @@ async def test_two_tabs_of_one_customer_stay_in_sync(socket, persistent, alice):
         ({"type": "message.send", "client_id": "x" * 65, "body": "hi"}, "validation_error"),
         ({"type": "message.send", "client_id": "x", "body": "a\u0000b"}, "validation_error"),
         ({"type": "message.send", "client_id": "x\u0000", "body": "hi"}, "validation_error"),
-        ({"type": "auth", "token": "again"}, "bad_frame"),
+        ({"type": "auth", "token": "again", "after_seq": -1}, "bad_frame"),  # a renewal with a bad seq
         ("x" * 40_000, "bad_frame"),
     ],
 )

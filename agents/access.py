@@ -1,0 +1,19 @@
+"""What an agent socket authenticated with, as a name that carries no secret: the socket keeps
+it, and the end of that access is announced under it (conversations.events.revoke_access,
+agents.signals). A session key or an API token is never sent through the channel layer."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+def session_credential(session_key: str | None) -> list | None:
+    return ["session", _digest(session_key)] if session_key else None
+
+
+def token_credential(token) -> list:
+    return ["token", _digest(str(token.pk))]
