@@ -70,6 +70,7 @@ const state = {
   authenticated: false,
   attempts: 0,
   reconnectTimer: null,
+  renewTimer: null, // asks the host for a fresh token before this one expires
   connectedOnce: false,
   stopped: false, // no reconnects (forbidden widget, no credentials)
   lastTypingSent: 0,
@@ -249,6 +250,7 @@ async function withToken(call) {
 }
 
 function signOut() {
+  clearTimeout(state.renewTimer);
   state.token = null;
   state.stopped = true;
   const socket = state.socket;
@@ -700,6 +702,44 @@ async function endConversation() {
 
 // --- Socket ---------------------------------------------------------------------------------------------------
 
+// A signed-in customer's token runs out at its `exp` (the server allows 30 s more, then closes
+// the socket with 4401). Before that the panel asks the host page for a fresh token and hands it
+// to the open socket in an auth frame, which answers ready again and keeps the socket.
+const RENEW_BEFORE_MS = 60000;
+
+function tokenExpiry(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "="))).exp;
+    return typeof exp === "number" ? exp * 1000 : null;
+  } catch (error) {
+    return null; // not a JWT (a visitor token: 30 days)
+  }
+}
+
+function scheduleRenewal() {
+  clearTimeout(state.renewTimer);
+  const expiry = config.authRequired && state.token ? tokenExpiry(state.token) : null;
+  if (expiry === null) return;
+  const remaining = expiry - Date.now();
+  const delay = Math.max(1000, Math.min(remaining - RENEW_BEFORE_MS, remaining * 0.8));
+  state.renewTimer = setTimeout(renewBeforeExpiry, delay);
+}
+
+async function renewBeforeExpiry() {
+  const old = state.token;
+  const token = await askHostForToken("expiring");
+  // No fresh token: the socket closes when this one runs out, and the panel asks again then.
+  if (!token || token === old || state.token !== old) return;
+  state.token = token;
+  if (socketReady()) {
+    const afterSeq = state.current && state.current.id != null ? state.current.maxSeq : 0;
+    state.socket.send(JSON.stringify({ type: "auth", token, after_seq: afterSeq }));
+  } else {
+    scheduleRenewal();
+  }
+}
+
 function socketReady() {
   return Boolean(state.socket && state.socket.readyState === WebSocket.OPEN && state.authenticated);
 }
@@ -803,10 +843,14 @@ function onFrame(frame, socket) {
 
 async function onReady(frame) {
   const wasConnected = state.connectedOnce;
+  const renewal = state.authenticated; // the answer to a fresh token on the open socket
   state.authenticated = true;
   state.connectedOnce = true;
   state.attempts = 0;
-  if (wasConnected) {
+  scheduleRenewal();
+  if (renewal) {
+    // Nothing was lost: only what the frame carries (after the seq shown) to add.
+  } else if (wasConnected) {
     showConnection(S.reconnected, true);
     setTimeout(() => {
       if (socketReady()) hide(ui.connection);
@@ -834,7 +878,7 @@ async function onReady(frame) {
   }
   // Messages that were in flight when the socket dropped: resend (same client_id, no duplicate).
   for (const pending of state.pending.values()) {
-    if (pending.item.dataset.state === "sending" && !pending.restInFlight && socketReady()) {
+    if (!renewal && pending.item.dataset.state === "sending" && !pending.restInFlight && socketReady()) {
       state.socket.send(JSON.stringify({ type: "message.send", client_id: pending.clientId, body: pending.body }));
     }
   }

@@ -4,6 +4,7 @@ engine's services (the inbox is another page's job)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -498,6 +499,41 @@ def test_the_loader_asks_get_auth_token_again_when_the_token_expired(live_url, n
     panel = open_demo(page, live_url, "persistent")
     write(panel, "Signed in again")
     sent(panel, "Signed in again")
+    assert page.evaluate("window.tokenCalls") == 2
+
+
+def test_the_panel_renews_a_token_about_to_expire_on_the_open_socket(live_url, new_page, persistent, alice):
+    """A token a minute and a few seconds from its exp: the panel asks the host for a fresh one
+    and sends it in an auth frame on the same socket (answered ready), instead of waiting for
+    the server to close the socket (4401)."""
+    now = datetime.now(UTC)
+    claims = {"sub": "carol", "iss": persistent.authentication_setting.issuer, "iat": now}
+    expiring = jwt.encode({**claims, "exp": now + timedelta(seconds=63)}, rsa_key(), algorithm="RS256")
+    fresh = customer_token(persistent)
+    page = new_page()
+    sockets, auth_tokens = [], []
+    page.on("websocket", lambda ws: (sockets.append(ws), ws.on("framesent", lambda payload: record(payload))))
+
+    def record(payload):
+        frame = json.loads(payload) if isinstance(payload, str) else {}
+        if frame.get("type") == "auth":
+            auth_tokens.append(frame["token"])
+
+    page.add_init_script(
+        f"""if (window.top === window) {{
+            window.tokenCalls = 0;
+            window.OmnichannelWidget = {{
+                getAuthToken: async () => (++window.tokenCalls === 1 ? "{expiring}" : "{fresh}"),
+            }};
+        }}"""
+    )
+    panel = open_demo(page, live_url, "persistent")
+    write(panel, "Before the renewal")
+    sent(panel, "Before the renewal")
+    wait_until(page, lambda: auth_tokens == [expiring, fresh])
+    write(panel, "After the renewal")
+    sent(panel, "After the renewal")
+    assert len(sockets) == 1 and not sockets[0].is_closed()
     assert page.evaluate("window.tokenCalls") == 2
 
 
