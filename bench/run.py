@@ -36,7 +36,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from omnichannel.limits import uvicorn_ws_args
+from omnichannel.limits import uvicorn_args
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -68,8 +68,7 @@ def omni_server_command(port: int) -> list[str]:
         str(port),
         "--ws-ping-interval",
         "20",
-        *uvicorn_ws_args(),
-        "--proxy-headers",
+        *uvicorn_args(),
         "--no-access-log",
         "--log-level",
         "warning",
