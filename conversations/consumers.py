@@ -13,7 +13,6 @@ import re
 import time
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -38,6 +37,7 @@ from conversations.models import Customer
 from conversations.selectors import MAX_PAGE, current_conversation, message_page
 from omnichannel import ratelimit
 from omnichannel.limits import MAX_FRAME
+from omnichannel.origins import origin_allowed, origin_header
 from omnichannel.ratelimit import TokenBucket
 from omnichannel.text import is_unicode
 
@@ -387,12 +387,6 @@ def optional_seq(frame: dict[str, Any], name: str) -> int:
 # --- The customer's socket -------------------------------------------------------------------------
 
 
-def _server_origins(scope) -> set[str]:
-    headers = dict(scope.get("headers") or [])
-    host = headers.get(b"host", b"").decode("latin1")
-    return {f"http://{host}", f"https://{host}"} if host else set()
-
-
 class WidgetConsumer(ProtocolConsumer):
     """``/ws/widget/<widget_key>/``: one customer of one widget."""
 
@@ -403,14 +397,11 @@ class WidgetConsumer(ProtocolConsumer):
         except NotFound:
             await self.send_error("not_found", "No such widget.", close=CLOSE_FORBIDDEN)
             return
-        origin = dict(self.scope.get("headers") or []).get(b"origin")
-        if origin is not None:
-            parts = urlsplit(origin.decode("latin1"))
-            origin_text = f"{parts.scheme}://{parts.netloc}"
-            if origin_text not in set(self.widget.origins) | _server_origins(self.scope):
-                error = OriginNotAllowed()
-                await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
-                return
+        origin = origin_header(self.scope)  # none: a client that is no browser
+        if origin is not None and not origin_allowed(origin, self.scope, also=self.widget.origins):
+            error = OriginNotAllowed()
+            await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
+            return
         self.customer: Customer | services.CustomerRef | None = None
         self.conversation_id: int | None = None
         self.agent_id: int | None = None
