@@ -186,6 +186,13 @@ CACHES = {
     }
 }
 
+# Open WebSockets one client address (omnichannel/addresses.py) may hold across all server
+# processes, counted in Redis (omnichannel/socketcap.py); the next one is closed with 4429.
+# 0: no cap.
+MAX_SOCKETS_PER_ADDRESS = env.int("MAX_SOCKETS_PER_ADDRESS", default=200)
+if MAX_SOCKETS_PER_ADDRESS < 0:
+    raise ImproperlyConfigured("MAX_SOCKETS_PER_ADDRESS must be 0 (no cap) or more.")
+
 # Seconds a WebSocket send may wait for a client that stopped reading before the server lets
 # the client go (it catches up from after_seq on reconnect).
 WS_SEND_TIMEOUT = env.float("WS_SEND_TIMEOUT", default=10.0)
