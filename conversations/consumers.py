@@ -13,7 +13,6 @@ import re
 import time
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -36,8 +35,10 @@ from conversations.errors import (
 )
 from conversations.models import Customer
 from conversations.selectors import MAX_PAGE, current_conversation, message_page
-from omnichannel import ratelimit
+from omnichannel import ratelimit, socketcap
+from omnichannel.addresses import client_address
 from omnichannel.limits import MAX_FRAME
+from omnichannel.origins import origin_allowed, origin_header
 from omnichannel.ratelimit import TokenBucket
 from omnichannel.text import is_unicode
 from workstreams.models import ChatWidget
@@ -49,7 +50,9 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
 SEND_TIMEOUT = settings.WS_SEND_TIMEOUT
-CLOSE_FLOODING = 4429  # docs/protocol-additions.md: frames kept coming far beyond the rate limit
+# docs/protocol-additions.md: frames kept coming far beyond the rate limit, or one more socket
+# than MAX_SOCKETS_PER_ADDRESS from one address
+CLOSE_FLOODING = 4429
 MESSAGE_RATE = (20, 10)  # per customer: 20 messages per 10 seconds
 TYPING_INTERVAL = 2.0
 # The consumers' clock for the per-socket frame budget (tests replace it, so nothing waits).
@@ -109,6 +112,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     # and rate: a socket that keeps sending at more than twice the rate is closed (4429).
     frame_rate = 10.0
     frame_burst = 40
+    # The client address this socket is counted under (omnichannel.socketcap), once counted.
+    counted_address: str | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' ``AsyncConsumer.__call__`` without a channel of its own: no
@@ -173,6 +178,9 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 drainer.cancel()
             for group in list(getattr(self, "groups_joined", ())):  # however it ended
                 await self.leave(group)
+            if self.counted_address is not None:
+                address, self.counted_address = self.counted_address, None
+                await socketcap.counts().give_back(address)
 
     def _deliver(self, event: dict[str, Any]) -> None:
         """The layer's inbox callback, on the event loop: queue the event; start the drainer
@@ -214,6 +222,20 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """One more socket from an address that holds ``MAX_SOCKETS_PER_ADDRESS`` already (in
+        all server processes together) is closed with 4429 before anything else is done for it."""
+        limit = settings.MAX_SOCKETS_PER_ADDRESS
+        if limit:
+            address = socketcap.address_key(client_address(self.scope))
+            if not await socketcap.counts().take(address, limit):
+                logger.info("%s holds %s sockets already: the next one is closed (4429)", address, limit)
+                await self.accept()  # a close before it would be an HTTP 403 without the code
+                await self.send_error("rate_limited", "Too many open sockets from this address.", close=CLOSE_FLOODING)
+                raise StopConsumer()  # nothing more is read from this socket
+            self.counted_address = address
+        await super().websocket_connect(message)
 
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
@@ -418,12 +440,6 @@ def optional_seq(frame: dict[str, Any], name: str) -> int:
 # --- The customer's socket -------------------------------------------------------------------------
 
 
-def _server_origins(scope) -> set[str]:
-    headers = dict(scope.get("headers") or [])
-    host = headers.get(b"host", b"").decode("latin1")
-    return {f"http://{host}", f"https://{host}"} if host else set()
-
-
 class WidgetConsumer(ProtocolConsumer):
     """``/ws/widget/<widget_key>/``: one customer of one widget."""
 
@@ -436,14 +452,11 @@ class WidgetConsumer(ProtocolConsumer):
         except NotFound:
             await self.send_error("not_found", "No such widget.", close=CLOSE_FORBIDDEN)
             return
-        origin = dict(self.scope.get("headers") or []).get(b"origin")
-        if origin is not None:
-            parts = urlsplit(origin.decode("latin1"))
-            origin_text = f"{parts.scheme}://{parts.netloc}"
-            if origin_text not in set(self.widget.origins) | _server_origins(self.scope):
-                error = OriginNotAllowed()
-                await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
-                return
+        origin = origin_header(self.scope)  # none: a client that is no browser
+        if origin is not None and not origin_allowed(origin, self.scope, also=self.widget.origins):
+            error = OriginNotAllowed()
+            await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
+            return
         self.customer: Customer | services.CustomerRef | None = None
         self.credentials = 0  # how many tokens this socket authenticated with
         self.conversation_id: int | None = None

@@ -16,6 +16,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from conversations.errors import DomainError
 from omnichannel import ratelimit
+from omnichannel.addresses import client_address
 from omnichannel.authentication import CsrfFailed
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,11 @@ class FailOpenThrottle(SimpleRateThrottle):
     test: a presence change answered 500)."""
 
     _retry_after: float | None = None
+
+    def get_ident(self, request) -> str:
+        """The client's address (omnichannel.addresses), not DRF's: without ``NUM_PROXIES`` DRF
+        takes ``X-Forwarded-For`` from anyone, so a client that changed it got a new budget."""
+        return client_address(request) or "unknown"
 
     def allow_request(self, request, view):
         if self.rate is None:

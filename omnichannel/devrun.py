@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from omnichannel.limits import uvicorn_ws_args
+from omnichannel.limits import uvicorn_args
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def web_command(host: str, port: int) -> list[str]:
         str(port),
         "--ws-ping-interval",
         "20",
-        *uvicorn_ws_args(),
+        *uvicorn_args(),
         "--lifespan",
         "off",
     ]

@@ -1,6 +1,7 @@
-"""WebSocket limits: one source for the consumers and for every command that starts the ASGI
-server (``omnichannel.devrun``, ``bench/run.py``, README's production command). No Django
-import, so the process supervisors can read it before Django is set up."""
+"""WebSocket limits, and the uvicorn options that go with them: one source for the consumers
+and for every command that starts the ASGI server (``omnichannel.devrun``, ``bench/run.py``,
+README's production command). No Django import, so the process supervisors can read it before
+Django is set up."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ WS_MAX_SIZE = MAX_FRAME + 4 * 1024
 WS_PROTOCOL = "omnichannel.wsprotocol:WebSocketProtocol"
 
 
-def uvicorn_ws_args() -> list[str]:
+# uvicorn leaves the client's address as the TCP peer's: it would otherwise replace it with
+# X-Forwarded-For from the addresses of its own --forwarded-allow-ips (127.0.0.1 by default),
+# a second list of trusted proxies beside TRUSTED_PROXIES. omnichannel.addresses decides.
+PROXY_HEADERS = "--no-proxy-headers"
+
+
+def uvicorn_args() -> list[str]:
     """The uvicorn options every real start of the server passes."""
-    return ["--ws", WS_PROTOCOL, "--ws-max-size", str(WS_MAX_SIZE)]
+    return ["--ws", WS_PROTOCOL, "--ws-max-size", str(WS_MAX_SIZE), PROXY_HEADERS]

@@ -66,20 +66,30 @@ def retry_after(key: str, window: float) -> float:
 
 
 ASYNC_POOL_SIZE = 20
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _async_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _async_script():
-    """One client per event loop (a client's connections belong to the loop that opened them)."""
+def async_client() -> redis.asyncio.Redis:
+    """One client per event loop (a client's connections belong to the loop that opened them),
+    shared by the consumers' Redis calls (these limits, omnichannel.socketcap)."""
     loop = asyncio.get_running_loop()
-    script = _async_scripts.get(loop)
-    if script is None:
+    client = _async_clients.get(loop)
+    if client is None:
         # A bounded pool that waits for a free connection: a burst of sockets checking at once
         # (after a stall, say) queues for a moment instead of failing with "Too many connections".
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             settings.REDIS_URL, max_connections=ASYNC_POOL_SIZE, timeout=5, socket_timeout=5
         )
-        script = _async_scripts[loop] = redis.asyncio.Redis(connection_pool=pool).register_script(SCRIPT)
+        client = _async_clients[loop] = redis.asyncio.Redis(connection_pool=pool)
+    return client
+
+
+def _async_script():
+    loop = asyncio.get_running_loop()
+    script = _async_scripts.get(loop)
+    if script is None:
+        script = _async_scripts[loop] = async_client().register_script(SCRIPT)
     return script
 
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from omnichannel import embedded_redis
+from omnichannel.addresses import parse_trusted_proxies
 from omnichannel.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,6 +48,15 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, e.g.
+# "10.0.0.0/8,127.0.0.1"; default none): every per-address limit counts the TCP peer's address,
+# or behind these proxies the address they were connected from (omnichannel/addresses.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+try:
+    parse_trusted_proxies(TRUSTED_PROXIES)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}.") from None
 
 # Public base URL of this server, used in the embed snippet and printed links.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -176,6 +186,13 @@ CACHES = {
     }
 }
 
+# Open WebSockets one client address (omnichannel/addresses.py) may hold across all server
+# processes, counted in Redis (omnichannel/socketcap.py); the next one is closed with 4429.
+# 0: no cap.
+MAX_SOCKETS_PER_ADDRESS = env.int("MAX_SOCKETS_PER_ADDRESS", default=200)
+if MAX_SOCKETS_PER_ADDRESS < 0:
+    raise ImproperlyConfigured("MAX_SOCKETS_PER_ADDRESS must be 0 (no cap) or more.")
+
 # Seconds a WebSocket send may wait for a client that stopped reading before the server lets
 # the client go (it catches up from after_seq on reconnect).
 WS_SEND_TIMEOUT = env.float("WS_SEND_TIMEOUT", default=10.0)
@@ -206,8 +223,8 @@ LOGIN_URL = "login"
 # Login throttling (django-axes) for /accounts/login/ and the admin's login: after
 # AXES_FAILURE_LIMIT failed sign-ins for one username from one address, that pair is locked out
 # for AXES_COOLOFF_MINUTES (429 with Retry-After); a success resets the count. The address is
-# REMOTE_ADDR (uvicorn --proxy-headers puts the client's there behind a proxy), never a header
-# the client could forge. Attempts live in the database: every process sees them.
+# the TCP peer's, or behind TRUSTED_PROXIES the one they forward (omnichannel/addresses.py),
+# never a header the client could forge. Attempts live in the database: every process sees them.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -217,7 +234,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "omnichannel.lockout.lockout_response"
-AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+AXES_CLIENT_IP_CALLABLE = "omnichannel.addresses.client_address"
 AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "agents:inbox"
 LOGOUT_REDIRECT_URL = "login"

@@ -1,6 +1,6 @@
 """uvicorn's WebSocket protocol (websockets' sans-I/O implementation) with less to keep per idle
 socket: every real start of the server passes ``--ws omnichannel.wsprotocol:WebSocketProtocol``
-(``omnichannel.limits.uvicorn_ws_args``).
+(``omnichannel.limits.uvicorn_args``).
 
 The frames on the wire, the handshake, pings, back-pressure and closing are uvicorn's own; only
 what each connection holds changes:

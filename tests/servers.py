@@ -1,5 +1,5 @@
 """Servers for tests: a free port, and uvicorn in a thread of the test process with the
-WebSocket protocol every real start of the server uses (omnichannel.limits.uvicorn_ws_args)."""
+WebSocket protocol every real start of the server uses (omnichannel.limits.uvicorn_args)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def uvicorn_in_thread(app, port: int | None = None, timeout: float = 20) -> Iter
         port=port,
         ws=WebSocketProtocol,
         ws_max_size=WS_MAX_SIZE,
+        proxy_headers=False,  # --no-proxy-headers: the peer is the client (omnichannel.addresses)
         lifespan="off",
         log_level="warning",
     )

@@ -225,6 +225,35 @@ def test_user_admin_shows_the_agent_profile_inline(admin_client):
     assert any(f.formset.model.__name__ == "Agent" for f in response.context["inline_admin_formsets"])
 
 
+@pytest.mark.parametrize(("hours", "saved"), [("2", True), ("", False), ("721", False)])
+def test_authentication_setting_admin_sets_the_maximum_token_lifetime(admin_client, hours, saved):
+    from datetime import timedelta
+
+    from tests.keys import public_pem, rsa_key
+    from workstreams.models import AuthenticationSetting
+
+    response = admin_client.post(
+        reverse("admin:workstreams_authenticationsetting_add"),
+        {
+            "name": "Shop",
+            "issuer": "https://shop.example.com",
+            # days, hours, minutes, seconds (DurationPartsWidget); 721 hours is over 30 days
+            **{f"max_token_lifetime_{i}": part for i, part in enumerate(["", hours, "", ""])},
+            "keys-TOTAL_FORMS": 1,
+            "keys-INITIAL_FORMS": 0,
+            "keys-MIN_NUM_FORMS": 1,
+            "keys-0-kid": "k1",
+            "keys-0-public_key": public_pem(rsa_key()),
+        },
+    )
+    if saved:
+        assert response.status_code == 302
+        assert AuthenticationSetting.objects.get(name="Shop").max_token_lifetime == timedelta(hours=2)
+    else:
+        assert response.status_code == 200
+        assert "max_token_lifetime" in response.context["adminform"].form.errors
+
+
 def test_authentication_setting_admin_lists_key_count(admin_client):
     AuthenticationSettingFactory(name="Shop")
     response = admin_client.get(reverse("admin:workstreams_authenticationsetting_changelist"))

@@ -1,5 +1,6 @@
 """One number for the WebSocket frame limit (omnichannel/limits.py): the consumers read it,
-and every place that starts uvicorn for real passes the server's limit just above it."""
+and every place that starts uvicorn for real passes the server's limit just above it, and
+leaves the client's address to the application (``--no-proxy-headers``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from omnichannel.devrun import web_command
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVER_LIMIT = ["--ws-max-size", str(limits.WS_MAX_SIZE)]
 SERVER_PROTOCOL = ["--ws", "omnichannel.wsprotocol:WebSocketProtocol"]
+# uvicorn would otherwise take the client's address from X-Forwarded-For of its own list of
+# trusted hosts (127.0.0.1 by default), whatever TRUSTED_PROXIES says (omnichannel/addresses.py).
+NO_PROXY_HEADERS = ["--no-proxy-headers"]
 
 
 def has_server_limit(command: list[str]) -> bool:
-    """The frame limit, and the WebSocket protocol that keeps less per socket."""
-    return all(
-        any(command[i : i + 2] == option for i in range(len(command))) for option in (SERVER_LIMIT, SERVER_PROTOCOL)
-    )
+    """The frame limit, the WebSocket protocol that keeps less per socket, and the client's
+    address left to the application."""
+    options = (SERVER_LIMIT, SERVER_PROTOCOL, NO_PROXY_HEADERS)
+    return all(any(command[i : i + len(option)] == option for i in range(len(command))) for option in options)
 
 
 def test_the_servers_limit_is_a_little_above_the_consumers():

@@ -71,6 +71,22 @@ def test_a_forged_forwarded_for_header_does_not_escape_the_lockout(client, alice
     assert response.status_code == 429
 
 
+def test_behind_a_trusted_proxy_the_lockout_is_per_client_it_forwards(client, alice, settings):
+    """Every sign-in arrives from the proxy's address: counted by it, one client's wrong
+    passwords locked everyone out. The address is the one the proxy forwards (omnichannel.addresses)."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+
+    def via_proxy(forwarded_for: str, password: str) -> int:
+        return sign_in(
+            client, "/accounts/login/", password, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for
+        ).status_code
+
+    assert [via_proxy("203.0.113.9", "wrong") for _ in range(5)] == [200] * 4 + [429]
+    # That client writing another address in front of the one the proxy appends: still locked out.
+    assert via_proxy("198.51.100.1, 203.0.113.9", PASSWORD) == 429
+    assert via_proxy("203.0.113.10", PASSWORD) == 302  # another client behind the same proxy
+
+
 def test_a_successful_sign_in_resets_the_count(client, alice):
     fail(client, "/accounts/login/", 4)
     assert sign_in(client, "/accounts/login/", PASSWORD).status_code == 302

@@ -197,3 +197,12 @@ def test_hsts_can_be_tuned_or_turned_off_from_the_environment(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["headers"]["Strict-Transport-Security"] == "max-age=3600"
+
+
+def test_a_trusted_proxy_that_is_not_an_address_or_network_is_refused_with_a_clear_error(tmp_path):
+    env = clean_env(tmp_path, TRUSTED_PROXIES="10.0.0.0/8,proxy.internal")
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "TRUSTED_PROXIES: 'proxy.internal' is not an IP address or network" in result.stderr

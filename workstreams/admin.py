@@ -357,8 +357,9 @@ class AuthenticationSettingAdmin(admin.ModelAdmin):
     list_display = ["name", "issuer", "audience", "key_count", "widget_names"]
     search_fields = ["name", "issuer", "audience"]
     inlines = [AuthenticationKeyInline]
-    fields = ["name", "issuer", "audience", "widget_names"]
+    fields = ["name", "issuer", "audience", "max_token_lifetime", "widget_names"]
     readonly_fields = ["widget_names"]
+    formfield_overrides = {models.DurationField: {"widget": DurationPartsWidget}}
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("keys", "widgets")

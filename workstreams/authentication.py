@@ -1,7 +1,8 @@
 """Verification of customer JWTs against an authentication setting (PROTOCOL.md).
 
 The accepted algorithms are fixed here (RS256, ES256) and never taken from the token;
-each key only verifies tokens of its own algorithm."""
+each key only verifies tokens of its own algorithm. ``exp`` and ``iat`` are required, and
+``exp - iat`` may not exceed the setting's ``max_token_lifetime``."""
 
 from __future__ import annotations
 
@@ -74,5 +75,9 @@ def verify_customer_token(setting: AuthenticationSetting, token: str) -> dict[st
             value = claims.get(name)
             if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise InvalidToken(f"{name} is not a number")
+        # A token that lives longer than the site allows is refused even while it is valid: exp a
+        # century ahead with iat 0 was a credential for life. (iat is required above.)
+        if claims["exp"] - claims["iat"] > setting.max_token_lifetime.total_seconds():
+            raise InvalidToken("lifetime beyond the setting's maximum")
         return claims
     raise InvalidToken("bad signature") from last_error

@@ -212,9 +212,20 @@ def seed_demo() -> SeedResult:
     return SeedResult(passwords={u: passwords[u] for u in DEMO_USERS}, widgets=widgets)
 
 
+class TokenTooLong(ValueError):
+    """A demo token asked to live longer than the setting's maximum (it would be refused)."""
+
+    def __init__(self, maximum: int) -> None:
+        super().__init__(f"at most {maximum} seconds")
+        self.maximum = maximum
+
+
 def demo_token(sub: str, *, name: str | None = None, email: str | None = None, ttl: int = 3600) -> str:
     """A JWT for the "Demo site" setting, signed with the key on this server's disk."""
     setting = AuthenticationSetting.objects.get(name=DEMO_SETTING_NAME)
+    maximum = int(setting.max_token_lifetime.total_seconds())
+    if ttl > maximum:
+        raise TokenTooLong(maximum)
     now = timezone.now()
     claims: dict[str, object] = {
         "sub": sub,

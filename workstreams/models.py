@@ -437,9 +437,14 @@ class Workstream(models.Model):
 
 # --- Customer authentication ----------------------------------------------------------------------
 
+# A customer JWT may live (exp - iat) at most the setting's max_token_lifetime, itself within these.
+TOKEN_LIFETIME_MIN = timedelta(minutes=1)
+TOKEN_LIFETIME_MAX = timedelta(days=30)
+
 
 class AuthenticationSetting(models.Model):
-    """How customer JWTs signed by a website are verified (issuer, audience, public keys)."""
+    """How customer JWTs signed by a website are verified (issuer, audience, public keys, and
+    how long a token may live)."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     issuer = models.CharField(
@@ -453,6 +458,14 @@ class AuthenticationSetting(models.Model):
         blank=True,
         help_text=_("Optional. When set, the token's “aud” claim must contain it."),
     )
+    max_token_lifetime = models.DurationField(
+        _("maximum token lifetime"),
+        default=timedelta(hours=24),
+        help_text=_(
+            "A token whose “exp” is further than this after its “iat” is refused, however far off its "
+            "expiry is. Between 1 minute and 30 days. Default: 24 hours."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -462,6 +475,11 @@ class AuthenticationSetting(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        lifetime = self.max_token_lifetime
+        if lifetime is not None and not TOKEN_LIFETIME_MIN <= lifetime <= TOKEN_LIFETIME_MAX:
+            raise ValidationError({"max_token_lifetime": _("Enter between 1 minute and 30 days.")})
 
 
 class KeyAlgorithm(models.TextChoices):

@@ -73,6 +73,11 @@ def _attacks(setting):
         "five-parts-jwe-shape": f"{header_b64}.{payload_b64}.{signature_b64}.x.y",
         "exp-as-a-string": jwt.encode(_claims(setting, exp=str(int(time.time()) + 300)), rsa_key(), algorithm="RS256"),
         "no-exp": jwt.encode({k: v for k, v in _claims(setting).items() if k != "exp"}, rsa_key(), algorithm="RS256"),
+        "no-iat": jwt.encode({k: v for k, v in _claims(setting).items() if k != "iat"}, rsa_key(), algorithm="RS256"),
+        # Valid for a century, issued in 1970: longer than the setting's maximum lifetime (24 h).
+        "exp-in-a-century-iat-0": jwt.encode(
+            _claims(setting, iat=0, exp=int(time.time()) + 100 * 365 * 86400), rsa_key(), algorithm="RS256"
+        ),
         # Signed by the site's own key, but longer than any real token: refused before parsing.
         "oversized-but-validly-signed": jwt.encode(_claims(setting, pad="x" * 9000), rsa_key(), algorithm="RS256"),
         "alg-none": none,
@@ -111,6 +116,8 @@ ATTACKS = [
     "five-parts-jwe-shape",
     "exp-as-a-string",
     "no-exp",
+    "no-iat",
+    "exp-in-a-century-iat-0",
     "oversized-but-validly-signed",
 ]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 
 from bench.run import http_ok, wait_until
-from omnichannel.limits import uvicorn_ws_args
+from omnichannel.limits import uvicorn_args
 from tests.servers import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -176,7 +176,7 @@ class Stack:
         port = port or free_port()
         self.web[port] = self._spawn(
             [PY, "-m", "uvicorn", "omnichannel.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning", *uvicorn_ws_args(), *(args or [])],
+             "--no-access-log", "--log-level", "warning", *uvicorn_args(), *(args or [])],
             f"web-{port}",
             env,
         )  # fmt: skip

@@ -27,11 +27,27 @@ def customer_token(setting, sub="carol", **claims) -> str:
 class Socket:
     """A client socket that keeps every frame it received, in order."""
 
-    def __init__(self, path: str, *, origin: str | None = ORIGIN, headers: list | None = None) -> None:
-        all_headers = [(b"host", b"testserver"), *(headers or [])]
+    def __init__(
+        self,
+        path: str,
+        *,
+        origin: str | None = ORIGIN,
+        headers: list | None = None,
+        host: str = "testserver",
+        client: tuple[str, int] | None = None,
+        scheme: str | None = None,
+    ) -> None:
+        """``client``: the TCP peer (ASGI ``scope["client"]``; Channels' communicator sets none);
+        ``scheme``: ``ws`` or ``wss`` (none: ``ws``, as ASGI says)."""
+        all_headers = [(b"host", host.encode()), *(headers or [])]
         if origin is not None:
             all_headers.append((b"origin", origin.encode()))
         self.communicator = WebsocketCommunicator(application, path, headers=all_headers)
+        # The application is called with the scope on the first event, so these still count.
+        if client is not None:
+            self.communicator.scope["client"] = client
+        if scheme is not None:
+            self.communicator.scope["scheme"] = scheme
         self.frames: list[dict] = []
         self.matched: set[int] = set()
         self.closed_with: int | None = None

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from omnichannel import ratelimit
 from omnichannel.devrun import web_command
 from tests.realtime.conftest import customer_token
 from tests.servers import free_port
@@ -36,7 +37,7 @@ def database_url() -> str:
 
 
 @contextlib.contextmanager
-def live_servers(count: int, tmp_path):
+def live_servers(count: int, tmp_path, **extra_env: str):
     """``count`` server processes on free ports, each started with the command ``make run``
     uses (omnichannel.devrun.web_command: uvicorn with the WebSocket limits of
     omnichannel.limits), on this test's database and Redis."""
@@ -46,6 +47,7 @@ def live_servers(count: int, tmp_path):
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "1",
         "OMNICHANNEL_VAR_DIR": str(tmp_path),
+        **extra_env,
     }
     ports = [free_port() for _ in range(count)]
     processes = [subprocess.Popen(web_command("127.0.0.1", port), env=env, cwd=BASE_DIR) for port in ports]
@@ -136,3 +138,37 @@ def test_customers_on_one_server_and_agents_on_another_still_talk(servers, persi
     for ack, reply in customers:
         assert reply["conversation_id"] == ack["conversation_id"]
         assert reply["body"] in ("alice here", "bob here")
+
+
+def test_the_socket_cap_counts_the_sockets_of_both_server_processes(tmp_path, persistent):
+    """Three sockets per address: two on one process and one on the other fill it; the next, on
+    either process, is closed with 4429. (A closed socket giving its place back: test_socket_cap.py.)"""
+    redis = ratelimit._client(settings.REDIS_URL)
+    for key in redis.scan_iter("omnichannel:sockets:*"):
+        redis.delete(key)
+
+    async def scenario(first: int, second: int) -> None:
+        def url(port: int) -> str:
+            return f"ws://127.0.0.1:{port}/ws/widget/{persistent.widget_key}/"
+
+        async def refused(port: int) -> None:
+            async with websockets.connect(url(port), origin="https://shop.example.com") as ws:
+                assert json.loads(await ws.recv())["code"] == "rate_limited"
+                with pytest.raises(websockets.ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 4429
+
+        held = []
+        try:
+            for port in (first, first, second):
+                held.append(ws := await websockets.connect(url(port), origin="https://shop.example.com"))
+                await ws.send(json.dumps({"type": "auth", "token": customer_token(persistent.authentication_setting)}))
+                assert json.loads(await ws.recv())["type"] == "ready"
+            await refused(first)
+            await refused(second)
+        finally:
+            for ws in held:
+                await ws.close()
+
+    with live_servers(2, tmp_path, MAX_SOCKETS_PER_ADDRESS="3") as (first, second):
+        asyncio.run(scenario(first, second))

@@ -215,3 +215,61 @@ def test_time_claims_that_are_not_numbers_are_refused(setting, overrides):
     """RFC 7519: exp, iat and nbf are JSON numbers; PyJWT alone would read a numeric string."""
     with pytest.raises(InvalidToken):
         verify_customer_token(setting, sign(at_run_time(overrides)))
+
+
+def lifetime(seconds: float, *, issued: timedelta = timedelta(minutes=1)) -> dict:
+    """Claims issued ``issued`` ago and expiring ``seconds`` after that."""
+    iat = int((datetime.now(UTC) - issued).timestamp())
+    return claims(iat=iat, exp=iat + seconds)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        lambda: claims(iat=0, exp=int((datetime.now(UTC) + timedelta(days=36525)).timestamp())),
+        lambda: lifetime(24 * 3600 + 1),
+        lambda: lifetime(365 * 24 * 3600, issued=timedelta(days=200)),
+    ],
+    ids=["iat-0-exp-in-a-century", "a-second-over-24-hours", "a-year-issued-long-ago"],
+)
+def test_a_token_that_lives_longer_than_the_settings_maximum_is_refused(setting, payload):
+    """The probe's token, exp 100 years ahead and iat 0, was accepted: a credential for life."""
+    assert setting.max_token_lifetime == timedelta(hours=24)  # the default
+    with pytest.raises(InvalidToken) as refused:
+        verify_customer_token(setting, sign(payload()))
+    assert refused.value.code == "invalid_token"
+
+
+def test_a_token_of_exactly_the_maximum_lifetime_verifies(setting):
+    assert verify_customer_token(setting, sign(lifetime(24 * 3600)))["sub"] == "customer-42"
+
+
+def test_the_maximum_lifetime_is_the_settings_own(setting):
+    setting.max_token_lifetime = timedelta(hours=1)
+    setting.save()
+    assert verify_customer_token(setting, sign(lifetime(3600)))["sub"] == "customer-42"
+    with pytest.raises(InvalidToken):
+        verify_customer_token(setting, sign(lifetime(3601)))
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (timedelta(minutes=1), True),
+        (timedelta(days=30), True),
+        (timedelta(seconds=59), False),
+        (timedelta(days=30, seconds=1), False),
+        (timedelta(0), False),
+        (timedelta(hours=-1), False),
+    ],
+)
+def test_the_maximum_lifetime_is_between_a_minute_and_30_days(setting, value, valid):
+    from django.core.exceptions import ValidationError
+
+    setting.max_token_lifetime = value
+    if valid:
+        setting.full_clean()
+    else:
+        with pytest.raises(ValidationError) as refused:
+            setting.full_clean()
+        assert list(refused.value.message_dict) == ["max_token_lifetime"]

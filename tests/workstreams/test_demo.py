@@ -89,6 +89,15 @@ def test_demo_token_verifies_with_the_stored_public_key():
     assert claims["exp"] - claims["iat"] == 60
 
 
+def test_demo_token_refuses_a_lifetime_the_setting_would_refuse():
+    from django.core.management.base import CommandError
+
+    run("seed_demo")
+    assert run("demo_token", "alice", "--ttl", str(24 * 3600)).strip()
+    with pytest.raises(CommandError, match=r"maximum token lifetime \(86400 seconds\)"):
+        run("demo_token", "alice", "--ttl", str(24 * 3600 + 1))
+
+
 def test_a_token_signed_by_another_key_does_not_verify_against_the_demo_setting():
     run("seed_demo")
     setting = AuthenticationSetting.objects.get(name="Demo site")

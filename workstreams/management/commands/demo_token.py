@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from workstreams.demo import demo_token
+from workstreams.demo import TokenTooLong, demo_token
 from workstreams.models import AuthenticationSetting
 
 
@@ -20,4 +20,9 @@ class Command(BaseCommand):
             token = demo_token(sub, name=name, email=email, ttl=ttl)
         except AuthenticationSetting.DoesNotExist:
             raise CommandError('No "Demo site" authentication setting: run "manage.py seed_demo" first.') from None
+        except TokenTooLong as exc:
+            raise CommandError(
+                f"--ttl is longer than the Demo site's maximum token lifetime ({exc.maximum} seconds): "
+                "such a token would be refused. Raise the maximum in the admin, or ask for less."
+            ) from None
         self.stdout.write(token)
