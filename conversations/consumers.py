@@ -232,8 +232,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             if not await socketcap.counts().take(address, limit):
                 logger.info("%s holds %s sockets already: the next one is closed (4429)", address, limit)
                 await self.accept()  # a close before it would be an HTTP 403 without the code
+                # The close ends the consumer (``close``): nothing more is read from this socket.
                 await self.send_error("rate_limited", "Too many open sockets from this address.", close=CLOSE_FLOODING)
-                raise StopConsumer()  # nothing more is read from this socket
             self.counted_address = address
         await super().websocket_connect(message)
 
