@@ -78,6 +78,8 @@ MIDDLEWARE = [
     # (omnichannel/http.py). Static files get nosniff from SERVESTATIC_ADD_HEADERS_FUNCTION.
     "servestatic.middleware.ServeStaticMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Cache-Control: no-store on every view's response that did not choose its own (customer data).
+    "omnichannel.caching.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
