@@ -24,7 +24,13 @@ from tests.urlconf import endpoints
 pytestmark = pytest.mark.django_db
 
 # The socket's codes, plus those only HTTP has.
-REST_CODES = SOCKET_CODES | {"csrf_failed", "method_not_allowed", "unsupported_media_type", "not_acceptable"}
+REST_CODES = SOCKET_CODES | {
+    "csrf_failed",
+    "method_not_allowed",
+    "unsupported_media_type",
+    "not_acceptable",
+    "request_too_large",
+}
 BODY_FIELDS = ["client_id", "body", "presence", "agent_id", "queue_id", "notes", "token"]
 QUERY_FIELDS = ["after_seq", "before_seq", "limit", "status"]
 ALL_METHODS = ["get", "post", "patch", "put", "delete"]
@@ -147,3 +153,45 @@ def test_lone_surrogates_and_deep_nesting_are_bad_frame_not_a_500(samples, crede
     url = path.format(key=samples["widget_key"])
     response = getattr(client, method)(url, body, content_type="application/json", HTTP_AUTHORIZATION=credential)
     assert (response.status_code, response.json()["code"]) == (400, "bad_frame")
+
+
+def test_a_body_over_the_servers_limit_is_413_request_too_large_in_json_never_an_html_page(samples, credentials):
+    """Issue #19: Django's RequestDataTooBig (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB)
+    went past DRF's exception handler and answered Django's 400 page in HTML. Every API endpoint
+    that takes a body, each with its valid credential."""
+    from django.conf import settings as django_settings
+
+    too_big = json.dumps({"body": "x" * django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "notes": "", "agent_id": 1})
+    client = Client(raise_request_exception=False)
+    refused = set()
+    for label, path, methods in api_calls(samples):
+        credential = credentials["widget" if label.startswith("api-widget") else "agent"][0]
+        for method in ("post", "patch", "put"):
+            response = getattr(client, method)(
+                path, too_big, content_type="application/json", HTTP_AUTHORIZATION=credential
+            )
+            what = f"{method.upper()} {path}"
+            assert response["Content-Type"] == "application/json", what
+            assert_a_documented_answer(response, what)
+            if response.status_code == 413:
+                assert response.json()["code"] == "request_too_large", what
+                refused.add(f"{method} {label}")
+    assert refused >= {
+        "post api-widget-messages",
+        "patch api-agent-me",
+        "post api-agent-messages",
+        "post api-agent-close",
+        "post api-agent-transfer",
+    }
+
+
+def test_a_query_with_more_fields_than_the_server_reads_is_bad_frame_in_json(samples, credentials):
+    """Django's TooManyFieldsSent (over DATA_UPLOAD_MAX_NUMBER_FIELDS, 1,000) was its HTML page too."""
+    query = "&".join(f"f{n}=1" for n in range(1001))
+    client = Client(raise_request_exception=False)
+    for label, path, methods in api_calls(samples):
+        if "get" not in methods or label == "api-not-found":
+            continue
+        credential = credentials["widget" if label.startswith("api-widget") else "agent"][0]
+        response = client.get(f"{path}?{query}", HTTP_AUTHORIZATION=credential)
+        assert (response.status_code, response.json()["code"]) == (400, "bad_frame"), label
