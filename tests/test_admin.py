@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import time
 
 import pytest
@@ -397,3 +398,29 @@ def test_an_admin_action_on_selected_ids_that_are_no_ids_is_a_400_not_a_500(supe
             answers[f"{url} {selected[:5]!r}"] = client.post(url, data).status_code
     assert len(answers) >= 3 * 5
     assert {action: status for action, status in answers.items() if status != 400} == {}
+
+
+def _inline_code(html: str) -> list[str]:
+    """What a strict Content-Security-Policy refuses: inline scripts (a JSON data block is no
+    script), event handler and style attributes, ``javascript:`` URLs."""
+    found = [tag for tag in re.findall(r"<script\b[^>]*>", html) if "src=" not in tag and "application/json" not in tag]
+    found += re.findall(r"<[a-zA-Z][^>]*\s(on[a-z]+|style)\s*=", html)
+    found += re.findall(r"""(?:href|src|action)\s*=\s*["']?\s*javascript:""", html, re.I)
+    return found
+
+
+@pytest.mark.usefixtures("populated")
+def test_no_admin_page_has_inline_code_the_policy_would_refuse(admin_client):
+    """Issue #19: the widget page's Copy button had an inline ``onclick`` (built in Python, so
+    the template check of tests/test_csp.py missed it). Every changelist, add and change page."""
+    offenders = []
+    for model in admin.site._registry:
+        opts = model._meta
+        prefix = f"admin:{opts.app_label}_{opts.model_name}"
+        urls = [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
+        urls += [reverse(f"{prefix}_change", args=[obj.pk]) for obj in model._default_manager.all()[:3]]
+        for url in urls:
+            response = admin_client.get(url)
+            if response.status_code == 200:
+                offenders += [f"{url}: {code}" for code in _inline_code(response.content.decode())]
+    assert offenders == []
