@@ -195,3 +195,48 @@ def test_a_query_with_more_fields_than_the_server_reads_is_bad_frame_in_json(sam
         credential = credentials["widget" if label.startswith("api-widget") else "agent"][0]
         response = client.get(f"{path}?{query}", HTTP_AUTHORIZATION=credential)
         assert (response.status_code, response.json()["code"]) == (400, "bad_frame"), label
+
+
+WRONG_TYPES = ["5", "-0.5", "true", "false", "[]", '["Hi"]', '{"text": "Hi"}', "1e400", "-1e400"]
+MESSAGE_PATHS = ["/api/v1/widget/{key}/conversation/messages/", "/api/v1/agent/conversations/{pk}/messages/"]
+
+
+@pytest.mark.parametrize("value", WRONG_TYPES)
+@pytest.mark.parametrize("field", ["body", "client_id"])
+@pytest.mark.parametrize("path", MESSAGE_PATHS)
+def test_a_body_or_client_id_that_is_no_string_is_bad_frame_as_on_the_socket(samples, credentials, path, field, value):
+    """Issue #19: REST stored ``"body": 5`` as "5" and ``1e400`` as "inf" where the socket says
+    ``bad_frame`` ('"body" has the wrong type.'); true, lists and objects were
+    validation_error. Now the socket's answer, and nothing is stored."""
+    from conversations.models import Message
+
+    frame = {"body": '"Hi"', "client_id": '"c-1"', field: value}
+    raw = "{" + ", ".join(f'"{name}": {text}' for name, text in frame.items()) + "}"
+    credential = credentials["widget" if "widget" in path else "agent"][0]
+    client = Client(raise_request_exception=False)
+    before = Message.objects.count()
+    url = path.format(key=samples["widget_key"], pk=samples["pk"])
+    response = client.post(url, raw, content_type="application/json", HTTP_AUTHORIZATION=credential)
+    assert (response.status_code, response.json()["code"]) == (400, "bad_frame")
+    if "e400" not in value:  # those never reach the field: the parser refuses them
+        assert response.json()["detail"] == f'"{field}" has the wrong type.'
+    assert Message.objects.count() == before
+
+
+@pytest.mark.parametrize("body", ['{"presence": 1e400}', '{"presence": "away", "x": [-1e999]}', '{"presence": NaN}'])
+def test_a_number_beyond_a_float_anywhere_in_a_json_body_is_bad_frame(credentials, body):
+    """Python's decoder reads 1e400 as infinity (NaN and Infinity were already refused)."""
+    client = Client(raise_request_exception=False)
+    response = client.patch(
+        "/api/v1/agent/me/", body, content_type="application/json", HTTP_AUTHORIZATION=credentials["agent"][0]
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "bad_frame")
+
+
+def test_a_string_body_and_client_id_still_go_through(samples, credentials):
+    client = Client(raise_request_exception=False)
+    url = f"/api/v1/agent/conversations/{samples['pk']}/messages/"
+    for client_id in ("c-1", None):
+        body = {"body": "1e400", "client_id": client_id, "number": 1.5}
+        response = client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=credentials["agent"][0])
+        assert response.status_code == 201 and response.json()["body"] == "1e400"
