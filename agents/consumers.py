@@ -1,5 +1,6 @@
-"""The agent's WebSocket, ``/ws/agent/`` (PROTOCOL.md): the session, or a DRF token in the
-first frame; then the agent's conversation, message, typing and notification frames.
+"""The agent's WebSocket, ``/ws/agent/`` (PROTOCOL.md): the session, or an API key
+(``agents.ApiToken``) in the first frame; then the agent's conversation, message, typing and
+notification frames.
 
 Staff users also receive every conversation's frames (the supervisor view); a staff user
 without an agent profile connects read-only (``ready`` with ``"agent": null``)."""
@@ -27,11 +28,14 @@ def _principal_for_user(user) -> tuple[Agent | None, bool]:
     return Agent.objects.select_related("user").filter(user=user).first(), user.is_staff
 
 
-def _principal_for_token(key: object) -> tuple[Agent | None, bool]:
+def _principal_for_token(key: object) -> tuple[Agent | None, bool, int | None]:
+    """As ``_principal_for_user``, for the user of an API key, and the ApiToken's pk."""
     if not isinstance(key, str) or not key or len(key) > 64:
-        return None, False
+        return None, False, None
     token = token_with_user(key)
-    return _principal_for_user(token.user) if token else (None, False)
+    if token is None:
+        return None, False, None
+    return (*_principal_for_user(token.user), token.pk)
 
 
 class AgentConsumer(ProtocolConsumer):
@@ -43,6 +47,9 @@ class AgentConsumer(ProtocolConsumer):
     async def connect(self) -> None:
         await super().connect()
         self.agent: Agent | None = None
+        # The agents.ApiToken this socket authenticated with (its auth frame), None for a
+        # session: deleting that token (post_delete, sender=ApiToken) is to close the socket.
+        self.api_token_id: int | None = None
         self.typing_sent: dict[int, float] = {}
         self.typing_targets: dict[int, str] = {}
         agent, is_staff = await database_sync_to_async(_principal_for_user)(self.scope.get("user"))
@@ -50,10 +57,11 @@ class AgentConsumer(ProtocolConsumer):
             await self._ready(agent, is_staff)
 
     async def authenticate(self, frame: dict[str, Any]) -> None:
-        agent, is_staff = await database_sync_to_async(_principal_for_token)(frame.get("token"))
+        agent, is_staff, token_id = await database_sync_to_async(_principal_for_token)(frame.get("token"))
         if agent is None and not is_staff:
             await self.send_error("invalid_token", "The token is not valid.", close=CLOSE_UNAUTHENTICATED)
             return
+        self.api_token_id = token_id
         await self._ready(agent, is_staff)
 
     async def _ready(self, agent: Agent | None, is_staff: bool) -> None:

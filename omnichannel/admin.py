@@ -1,5 +1,5 @@
 """The admin site: the product's configuration first, then agents and conversations, then
-Django's own users and tokens. Every admin view refuses forged input that would reach the database as a
+Django's own users and groups. Every admin view refuses forged input that would reach the database as a
 500: a null character in the query string (PostgreSQL refuses it in any text parameter of a
 changelist filter, a search or an autocomplete) and selected ids of an action that are no ids."""
 
@@ -12,7 +12,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import BadRequest, ValidationError
 from django.db import connection
 
-APP_ORDER = ["workstreams", "agents", "conversations", "auth", "authtoken"]
+APP_ORDER = ["workstreams", "agents", "conversations", "auth"]
 
 
 class OmnichannelAdminSite(admin.AdminSite):

@@ -60,7 +60,6 @@ INSTALLED_APPS = [
     "servestatic.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
     "django_htmx",
@@ -249,7 +248,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "omnichannel.authentication.SessionAuthentication",  # CSRF refusals answer the code csrf_failed
-        "omnichannel.authentication.TokenAuthentication",  # DRF's, its query written out once
+        "omnichannel.authentication.TokenAuthentication",  # agents.ApiToken by the key's digest
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rest_framework.authtoken.models import Token
-
 from agents.models import Presence
 from conversations import services
 from conversations.authentication import issue_visitor_token
@@ -21,6 +19,7 @@ from tests.factories import (
     QueueFactory,
     UserFactory,
     WorkstreamFactory,
+    api_key,
 )
 from tests.realtime.conftest import customer_token
 
@@ -66,8 +65,12 @@ class World:
     def widget(self, name: str):
         return self.persistent if name == "persistent" else self.live
 
+    api_keys: dict = field(default_factory=dict)  # role -> API key, issued on first use
+
     def drf_token(self, role: str) -> str:
-        return Token.objects.get_or_create(user=self.users[role])[0].key
+        if role not in self.api_keys:
+            self.api_keys[role] = api_key(self.users[role])
+        return self.api_keys[role]
 
 
 def build_world() -> World:

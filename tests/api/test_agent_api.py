@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from conversations import services
@@ -14,6 +13,7 @@ from tests.factories import (
     QueueFactory,
     UserFactory,
     WorkstreamFactory,
+    api_key,
 )
 from workstreams.models import DistributionMode
 
@@ -64,7 +64,7 @@ def test_a_token_that_cannot_exist_is_invalid_not_an_error(api, key):
 
 
 def test_the_token_of_a_deactivated_user_is_invalid(api, alice):
-    key = Token.objects.create(user=alice.user).key
+    key = api_key(alice.user)
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get(A + "me/").status_code == 200
     type(alice.user).objects.filter(pk=alice.user.pk).update(is_active=False)

@@ -12,10 +12,10 @@ import pytest
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
 from conversations.authentication import issue_visitor_token
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 from tests.realtime.test_fuzz_frames import SOCKET_CODES, json_values
 from tests.urlconf import *  # noqa: F403 - staff_agent, samples, unthrottled (fixtures)
@@ -80,8 +80,8 @@ def credentials(samples, staff_agent, persistent, live, customer, outsider_agent
             None,
         ],
         "agent": [
-            f"Token {Token.objects.create(user=staff_agent.user).key}",
-            f"Token {Token.objects.create(user=outsider_agent.user).key}",
+            f"Token {api_key(staff_agent.user)}",
+            f"Token {api_key(outsider_agent.user)}",
             "Token garbage",
             None,
         ],
