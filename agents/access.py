@@ -16,4 +16,5 @@ def session_credential(session_key: str | None) -> list | None:
 
 
 def token_credential(token) -> list:
-    return ["token", _digest(str(token.pk))]
+    """An ``agents.ApiToken`` by its id (only its key is secret, and only its digest is kept)."""
+    return ["token", token.pk]

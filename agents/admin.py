@@ -4,11 +4,12 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from agents.models import Agent
+from agents.models import Agent, ApiToken
 from workstreams.models import Queue
 
 User = get_user_model()
@@ -97,3 +98,42 @@ if admin.site.is_registered(User):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     inlines = [*DjangoUserAdmin.inlines, AgentInline]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API keys of users (``Authorization: Token``, the agent socket). Adding one shows its key
+    once, on the page that answers the save: only a digest is stored, and the key goes into
+    no message, session or log. Revoking is deleting (one or many, with the admin's action)."""
+
+    list_display = ["__str__", "name", "user", "created"]
+    list_display_links = ["__str__", "name"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username", "user__first_name", "user__last_name"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["user", "prefix", "created"]
+
+    class Media:
+        js = ["admin.js"]  # the Copy button of the new key
+
+    def get_fields(self, request, obj=None):
+        return ["user", "name", "prefix", "created"] if obj else ["user", "name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            request.issued_api_key = obj.new_key()
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("New API token"),
+            "token": obj,
+            "key": request.issued_api_key,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/agents/apitoken/issued.html", context)

@@ -1,5 +1,6 @@
-"""The agent's WebSocket, ``/ws/agent/`` (PROTOCOL.md): the session, or a DRF token in the
-first frame; then the agent's conversation, message, typing and notification frames.
+"""The agent's WebSocket, ``/ws/agent/`` (PROTOCOL.md): the session, or an API key
+(``agents.ApiToken``) in the first frame; then the agent's conversation, message, typing and
+notification frames.
 
 Staff users also receive every conversation's frames (the supervisor view); a staff user
 without an agent profile connects read-only (``ready`` with ``"agent": null``)."""
@@ -12,10 +13,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.utils.crypto import constant_time_compare
-from rest_framework.authtoken.models import Token
 
 from agents.access import session_credential, token_credential
-from agents.models import Agent
+from agents.models import Agent, ApiToken
 from conversations import events, services
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
 from conversations.errors import Forbidden, NotFound
@@ -54,7 +54,7 @@ def _access_holds(user_id: int, session_key: str | None, token_pk: object, as_ag
             session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
         ):
             return False
-    elif not Token.objects.filter(pk=token_pk, user_id=user_id).exists():
+    elif not ApiToken.objects.filter(pk=token_pk, user_id=user_id).exists():
         return False
     return Agent.objects.filter(user_id=user_id).exists() if as_agent else user.is_staff
 
@@ -76,6 +76,9 @@ class AgentConsumer(ProtocolConsumer):
     async def connect(self) -> None:
         await super().connect()
         self.agent: Agent | None = None
+        # The agents.ApiToken this socket authenticated with (its auth frame), None for a
+        # session: deleting that token (post_delete, sender=ApiToken) is to close the socket.
+        self.api_token_id: int | None = None
         self.typing_sent: dict[int, float] = {}
         self.typing_targets: dict[int, str] = {}
         user = self.scope.get("user")
@@ -96,7 +99,7 @@ class AgentConsumer(ProtocolConsumer):
 
     def _credential(self, user_id: int, *, credential: list | None, session_key=None, token_pk=None) -> None:
         self.user_id, self.credential = user_id, credential
-        self.session_key, self.token_pk = session_key, token_pk
+        self.session_key, self.api_token_id = session_key, token_pk
 
     async def _ready(self, agent: Agent | None, is_staff: bool) -> None:
         self.agent = agent
@@ -125,7 +128,7 @@ class AgentConsumer(ProtocolConsumer):
         return holds, list(agent.queues.values_list("pk", flat=True)), events.agent_object(agent)
 
     def _access_holds(self) -> bool:
-        return _access_holds(self.user_id, self.session_key, self.token_pk, self.agent is not None)
+        return _access_holds(self.user_id, self.session_key, self.api_token_id, self.agent is not None)
 
     # --- The end of access (PROTOCOL.md, "Access that ends when it should") ---------------------
 

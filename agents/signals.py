@@ -8,10 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
-from rest_framework.authtoken.models import Token
 
 from agents.access import session_credential, token_credential
-from agents.models import Agent
+from agents.models import Agent, ApiToken
 from conversations.events import revoke_access
 
 
@@ -40,6 +39,6 @@ def on_agent_deleted(sender, instance, **kwargs):
     revoke_access(instance.user_id)
 
 
-@receiver(post_delete, sender=Token, dispatch_uid="agents_revoke_on_token_deletion")
+@receiver(post_delete, sender=ApiToken, dispatch_uid="agents_revoke_on_token_deletion")
 def on_token_deleted(sender, instance, **kwargs):
     revoke_access(instance.user_id, token_credential(instance))

@@ -32,9 +32,8 @@ import jwt  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
-from agents.models import Agent, Presence  # noqa: E402
+from agents.models import Agent, ApiToken, Presence  # noqa: E402
 from conversations.models import Conversation, Customer, Message, Sender, Status  # noqa: E402
 from conversations.selectors import message_page  # noqa: E402
 from workstreams.demo import DEMO_KID, DEMO_SETTING_NAME, ensure_private_key, seed_demo  # noqa: E402
@@ -60,7 +59,8 @@ def _tokens(subs: list[str]) -> list[str]:
 
 
 def _agents(prefix: str, count: int, *, capacity: int, presence: str) -> list[Agent]:
-    """Agents ``<prefix>-1..count``, members of the persistent queue, with API tokens."""
+    """Agents ``<prefix>-1..count``, members of the persistent queue (``_token_key`` gives each
+    an API key)."""
     User = get_user_model()
     widget = _widget()
     queue = widget.workstream.queue
@@ -73,7 +73,6 @@ def _agents(prefix: str, count: int, *, capacity: int, presence: str) -> list[Ag
         agent.presence_auto = True
         agent.save()
         queue.agents.add(agent)
-        Token.objects.get_or_create(user=user)
         agents.append(agent)
     return agents
 
@@ -105,7 +104,10 @@ def _close_ongoing() -> None:
 
 
 def _token_key(agent: Agent) -> str:
-    return Token.objects.get(user=agent.user).key
+    """A new API key of the agent: only digests are stored, so an earlier key cannot be read
+    back. The agent's earlier bench tokens are revoked, so they do not pile up over runs."""
+    ApiToken.objects.filter(user=agent.user, name="bench").delete()
+    return ApiToken.objects.issue(user=agent.user, name="bench")[1]
 
 
 @transaction.atomic

@@ -58,6 +58,14 @@ class BodyTooLong(DomainError):
     default_detail = _("The message is longer than 4,000 characters.")
 
 
+class RequestTooLarge(DomainError):
+    """Addition to PROTOCOL.md: a REST body over the server's limit (Django's
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 2.5 MB), whatever it holds."""
+
+    code, status = "request_too_large", 413
+    default_detail = _("The request is larger than the server accepts.")
+
+
 class ValidationFailed(DomainError):
     code, status = "validation_error", 400
     default_detail = _("Invalid input.")

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from conversations.errors import BadFrame
 from conversations.selectors import DEFAULT_PAGE, MAX_PAGE
+
+
+class FrameText(serializers.CharField):
+    """A text field of a frame: a JSON string or nothing else, as the sockets read it
+    (``conversations.consumers.required``). DRF's CharField turns ``5``, ``1.5`` into text;
+    here a number, ``true``, a list or an object is ``bad_frame``, the socket's answer."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise BadFrame(f'"{self.field_name}" has the wrong type.')
+        return super().to_internal_value(data)
 
 
 class MessagePageQuery(serializers.Serializer):
@@ -21,8 +33,8 @@ class MessagePageQuery(serializers.Serializer):
 
 
 class MessageSend(serializers.Serializer):
-    client_id = serializers.CharField(max_length=64, required=False, allow_null=True, trim_whitespace=False)
-    body = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    client_id = FrameText(max_length=64, required=False, allow_null=True, trim_whitespace=False)
+    body = FrameText(allow_blank=True, trim_whitespace=False)
 
 
 class MessageSendDoc(serializers.Serializer):

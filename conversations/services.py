@@ -864,14 +864,22 @@ def conversations_assign_locked(pairs: list[tuple[Conversation, Agent]], now: da
 
 
 def conversation_pick(*, conversation_id: int, agent: Agent) -> Conversation:
-    """Rule 3: an agent of the queue takes an open conversation of a pick workstream."""
+    """Rule 3: an agent of the queue takes an open conversation of a pick workstream. Any other
+    (another agent's, one open outside its pick queues, a push workstream's in the queue, an
+    earlier one of its customer) does not exist for it, as in every other action; its own is
+    ``invalid_transition``."""
     now = timezone.now()
     with transaction.atomic():
         conversation = _locked(conversation_id)
-        if not conversation.queue.agents.filter(pk=agent.pk).exists():
+        pickable = (
+            conversation.status == Status.OPEN
+            and conversation.workstream.distribution_mode == DistributionMode.PICK
+            and conversation.queue.agents.filter(pk=agent.pk).exists()
+        )
+        if not pickable:
+            if conversation.agent_id == agent.pk:
+                raise InvalidTransition()
             raise NotFound()
-        if conversation.workstream.distribution_mode != DistributionMode.PICK or conversation.status != Status.OPEN:
-            raise InvalidTransition()
         locked_agent = _locked_agent(agent.pk)
         used = capacity_used([agent.pk], now)[agent.pk]
         if locked_agent.capacity - used < conversation.workstream.capacity_units:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from conversations.errors import DomainError
+from conversations.errors import BadFrame, DomainError, RequestTooLarge
 from omnichannel import ratelimit
 from omnichannel.addresses import client_address
 from omnichannel.authentication import CsrfFailed
@@ -50,6 +51,12 @@ def not_found(request: HttpRequest) -> JsonResponse:
 def exception_handler(exc, context):
     """Every error is ``{"code", "detail"}`` with a stable code (PROTOCOL.md); never an HTML
     page, and a database outage is a 503 ``unavailable``, not a 500."""
+    # Django's refusals of a request's size, raised where DRF reads the body or the query; left
+    # to Django they answered its 400 page in HTML.
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = BadFrame("The request has more fields than the server reads.")
     if isinstance(exc, DomainError):
         return error_response(exc.code, exc.detail, exc.status, **exc.extra)
     if isinstance(exc, Http404):

@@ -32,9 +32,10 @@ class SessionAuthentication(authentication.SessionAuthentication):
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's, with its one query (the token joined to its user) written out once instead of
-    compiled by the ORM on every request: it runs before every agent API call. It reads DRF's
-    ``Token`` model (``self.model`` is not consulted: nothing here sets another)."""
+    """DRF's header, ``Authorization: Token <key>``, looked up among ``agents.ApiToken``s by the
+    key's digest (the database holds no key), in one statement written out once instead of
+    compiled by the ORM on every request: it runs before every agent API call.
+    ``request.auth`` is the ApiToken."""
 
     def authenticate_credentials(self, key):
         token = token_with_user(key)
@@ -46,33 +47,37 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
 
 def token_with_user(key: str):
-    """The API token ``key`` with its user loaded (``select_related("user")``), or None."""
-    from rest_framework.authtoken.models import Token
+    """The ``agents.ApiToken`` of ``key``, with its user loaded (``select_related("user")``), or
+    None: one query on the unique index of the digest. The digest is of a key of 256 random
+    bits, so comparing it in SQL gives nothing away (no timing-safe compare needed, and
+    no salt: nobody can list keys by their digests)."""
+    from agents.models import ApiToken, key_digest
 
-    if not key.isascii() or "\x00" in key:  # keys are hex; drivers refuse NULs and lone surrogates
+    if not key.isascii():  # keys are ASCII; a lone surrogate cannot even be hashed
         return None
     with connection.cursor() as cursor:
-        cursor.execute(_token_sql(connection.vendor), [key])
+        cursor.execute(_token_sql(connection.vendor), [key_digest(key)])
         row = cursor.fetchone()
     if row is None:
         return None
-    token = rows.instance(Token, row)
-    token.user = rows.instance(get_user_model(), row, len(Token._meta.concrete_fields))
+    token = rows.instance(ApiToken, row)
+    token.user = rows.instance(get_user_model(), row, len(ApiToken._meta.concrete_fields))
     return token
 
 
 @lru_cache(maxsize=8)
 def _token_sql(vendor: str) -> str:
-    from rest_framework.authtoken.models import Token
+    from agents.models import ApiToken
 
     user = get_user_model()
     quote = connection.ops.quote_name
-    token_table, user_table = quote(Token._meta.db_table), quote(user._meta.db_table)
-    user_id = quote(Token._meta.get_field("user").column)
+    token_table, user_table = quote(ApiToken._meta.db_table), quote(user._meta.db_table)
+    user_id = quote(ApiToken._meta.get_field("user").column)
+    digest = quote(ApiToken._meta.get_field("digest").column)
     return (
-        f"SELECT {rows.columns(vendor, Token).sql}, {rows.columns(vendor, user).sql} "  # noqa: S608 - model names
+        f"SELECT {rows.columns(vendor, ApiToken).sql}, {rows.columns(vendor, user).sql} "  # noqa: S608 - model names
         f"FROM {token_table} INNER JOIN {user_table} ON {user_table}.{quote(user._meta.pk.column)} = "
-        f"{token_table}.{user_id} WHERE {token_table}.{quote(Token._meta.pk.column)} = %s"
+        f"{token_table}.{user_id} WHERE {token_table}.{digest} = %s"
     )
 
 

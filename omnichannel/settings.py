@@ -70,7 +70,6 @@ INSTALLED_APPS = [
     "servestatic.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
     "django_htmx",
@@ -88,6 +87,8 @@ MIDDLEWARE = [
     # (omnichannel/http.py). Static files get nosniff from SERVESTATIC_ADD_HEADERS_FUNCTION.
     "servestatic.middleware.ServeStaticMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Cache-Control: no-store on every view's response that did not choose its own (customer data).
+    "omnichannel.caching.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -264,7 +265,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "omnichannel.authentication.SessionAuthentication",  # CSRF refusals answer the code csrf_failed
-        "omnichannel.authentication.TokenAuthentication",  # DRF's, its query written out once
+        "omnichannel.authentication.TokenAuthentication",  # agents.ApiToken by the key's digest
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rest_framework.authtoken.models import Token
-
 from agents.models import Presence
 from conversations import services
 from conversations.authentication import issue_visitor_token
@@ -23,6 +21,7 @@ from tests.factories import (
     QueueFactory,
     UserFactory,
     WorkstreamFactory,
+    api_key,
 )
 from tests.realtime.conftest import customer_token
 
@@ -78,6 +77,8 @@ class World:
     agents: dict = field(default_factory=dict)  # role -> Agent
     customer_tokens: dict = field(default_factory=dict)  # role -> token (customer roles)
 
+    api_keys: dict = field(default_factory=dict)  # role -> API key, issued on first use
+
     def widget(self, name: str):
         return self.persistent if name == "persistent" else self.live
 
@@ -85,7 +86,9 @@ class World:
         return {"a": self.conversation, "private": self.private_conversation, "closed": self.closed_conversation}[name]
 
     def drf_token(self, role: str) -> str:
-        return Token.objects.get_or_create(user=self.users[role])[0].key
+        if role not in self.api_keys:
+            self.api_keys[role] = api_key(self.users[role])
+        return self.api_keys[role]
 
 
 def build_world() -> World:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
-from agents.models import Agent, Presence
+from agents.models import Agent, ApiToken, Presence
 from tests.keys import public_pem, rsa_key
 from workstreams.models import (
     AuthenticationKey,
@@ -108,3 +108,9 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     widget = None
     external_id = factory.Sequence(lambda n: f"customer-{n}")
     display_name = factory.Sequence(lambda n: f"Customer {n}")
+
+
+def api_key(user, name: str = "test") -> str:
+    """A new API key of ``user``: an ``agents.ApiToken`` keeps only its digest, so the key is
+    known only here (each call issues another token)."""
+    return ApiToken.objects.issue(user=user, name=name)[1]

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.factories import api_key
 from tests.urlconf import *  # noqa: F403 - staff_agent, samples (fixtures)
 from tests.urlconf import endpoints
 
@@ -42,7 +42,7 @@ def test_no_form_or_filter_of_the_web_pages_answers_a_500(samples, staff_agent):
 
 
 def test_no_api_call_answers_a_500_and_every_error_has_a_code(samples, staff_agent, persistent):
-    key = Token.objects.create(user=staff_agent.user).key
+    key = api_key(staff_agent.user)
     client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {key}")
     failures = []
     for label, path, _pattern in endpoints(samples):

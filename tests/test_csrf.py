@@ -6,10 +6,10 @@ customer API, authenticated by a bearer token) are named, and checked to ignore 
 from __future__ import annotations
 
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.views import APIView
 
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.factories import api_key
 from tests.urlconf import *  # noqa: F403 - staff_agent, samples (fixtures)
 from tests.urlconf import endpoints
 
@@ -122,7 +122,7 @@ def test_a_refused_session_api_call_is_json_with_the_code(samples, staff_agent):
 
 
 def test_token_authenticated_api_calls_need_no_csrf_token(samples, staff_agent):
-    key = Token.objects.create(user=staff_agent.user).key
+    key = api_key(staff_agent.user)
     client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Token {key}")
     response = client.patch("/api/v1/agent/me/", {"presence": "away"}, content_type="application/json")
     assert response.status_code == 200

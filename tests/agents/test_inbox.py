@@ -263,6 +263,27 @@ def test_an_agent_picks_from_the_queue_of_a_pick_workstream(alice_client, alice,
     assert (conversation.status, conversation.agent_id) == (Status.ACTIVE, alice.pk)
 
 
+def test_picking_another_agents_conversation_in_the_inbox_is_not_found(alice, bob, queue, commit):
+    """Issue #19: the inbox's pick form answered invalid_transition (409) for the conversation
+    alice picked in a queue bob shares; now not_found (404), in the toast and without htmx."""
+    from django.contrib.messages import get_messages
+    from django.test import Client
+
+    widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, distribution_mode=DistributionMode.PICK))
+    with commit():
+        conversation = start(widget, body="Anyone?")
+    services.conversation_pick(conversation_id=conversation.pk, agent=alice)
+    client = Client()
+    client.force_login(bob.user)
+    url = reverse("agents:action", args=[conversation.pk, "pick"])
+    toast = client.post(url, **HX)
+    assert toast.status_code == 404 and 'data-code="not_found"' in toast.content.decode()
+    page = client.post(url)
+    assert page.status_code == 302 and [str(m) for m in get_messages(page.wsgi_request)] == ["Not found."]
+    conversation.refresh_from_db()
+    assert conversation.agent_id == alice.pk
+
+
 def test_the_presence_selector_changes_presence_through_the_engine(alice_client, alice):
     response = alice_client.post(reverse("agents:presence"), {"presence": "busy_dnd"}, **HX)
     assert response.status_code == 200

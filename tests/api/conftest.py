@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 
 
@@ -31,7 +31,7 @@ def as_customer(persistent):
 def as_agent():
     def make(agent):
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.get_or_create(user=agent.user)[0].key)
+        client.credentials(HTTP_AUTHORIZATION="Token " + api_key(agent.user))
         return client
 
     return make

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from conversations import services
@@ -14,6 +13,7 @@ from tests.factories import (
     QueueFactory,
     UserFactory,
     WorkstreamFactory,
+    api_key,
 )
 from workstreams.models import DistributionMode
 
@@ -64,7 +64,7 @@ def test_a_token_that_cannot_exist_is_invalid_not_an_error(api, key):
 
 
 def test_the_token_of_a_deactivated_user_is_invalid(api, alice):
-    key = Token.objects.create(user=alice.user).key
+    key = api_key(alice.user)
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get(A + "me/").status_code == 200
     type(alice.user).objects.filter(pk=alice.user.pk).update(is_active=False)
@@ -100,6 +100,21 @@ def test_the_pick_queue_lists_open_conversations_of_my_pick_queues_and_pick_take
     assert picked.status_code == 200 and picked.json()["agent"]["id"] == alice.pk
     again = as_agent(alice).post(A + f"conversations/{conversation.pk}/pick/")
     assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
+
+
+def test_picking_another_agents_conversation_is_not_found_over_rest(as_agent, alice, bob):
+    """Issue #19: bob, in the same pick queue, got 409 invalid_transition for the conversation
+    alice picked, which told him it exists; now 404 not_found, as reading it is."""
+    queue = QueueFactory()
+    queue.agents.add(alice, bob)
+    widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, distribution_mode=DistributionMode.PICK))
+    conversation = services.customer_message_send(
+        widget=widget, customer=CustomerFactory(authentication_setting=None, widget=widget), body="Hi"
+    ).conversation
+    assert as_agent(alice).post(A + f"conversations/{conversation.pk}/pick/").status_code == 200
+    path = A + f"conversations/{conversation.pk}/"
+    for response in (as_agent(bob).post(path + "pick/"), as_agent(bob).get(path)):
+        assert (response.status_code, response.json()["code"]) == (404, "not_found")
 
 
 def test_a_user_who_is_no_agent_is_refused_a_conversation_not_told_it_is_missing(conversation):

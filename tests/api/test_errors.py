@@ -176,10 +176,10 @@ async def test_a_token_for_another_audience_closes_the_socket_with_4401(persiste
 
 @pytest.mark.django_db
 def test_an_agents_api_token_is_not_a_customer_token(persistent, alice):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_key
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Bearer " + Token.objects.create(user=alice.user).key)
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + api_key(alice.user))
     response = client.get(W.format(persistent.widget_key))
     assert response.status_code == 401 and response.json()["code"] == "invalid_token"
 

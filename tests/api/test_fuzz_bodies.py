@@ -12,10 +12,10 @@ import pytest
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
 from conversations.authentication import issue_visitor_token
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 from tests.realtime.test_fuzz_frames import SOCKET_CODES, json_values
 from tests.urlconf import *  # noqa: F403 - staff_agent, samples, unthrottled (fixtures)
@@ -24,7 +24,13 @@ from tests.urlconf import endpoints
 pytestmark = pytest.mark.django_db
 
 # The socket's codes, plus those only HTTP has.
-REST_CODES = SOCKET_CODES | {"csrf_failed", "method_not_allowed", "unsupported_media_type", "not_acceptable"}
+REST_CODES = SOCKET_CODES | {
+    "csrf_failed",
+    "method_not_allowed",
+    "unsupported_media_type",
+    "not_acceptable",
+    "request_too_large",
+}
 BODY_FIELDS = ["client_id", "body", "presence", "agent_id", "queue_id", "notes", "token"]
 QUERY_FIELDS = ["after_seq", "before_seq", "limit", "status"]
 ALL_METHODS = ["get", "post", "patch", "put", "delete"]
@@ -74,8 +80,8 @@ def credentials(samples, staff_agent, persistent, live, customer, outsider_agent
             None,
         ],
         "agent": [
-            f"Token {Token.objects.create(user=staff_agent.user).key}",
-            f"Token {Token.objects.create(user=outsider_agent.user).key}",
+            f"Token {api_key(staff_agent.user)}",
+            f"Token {api_key(outsider_agent.user)}",
             "Token garbage",
             None,
         ],
@@ -147,3 +153,90 @@ def test_lone_surrogates_and_deep_nesting_are_bad_frame_not_a_500(samples, crede
     url = path.format(key=samples["widget_key"])
     response = getattr(client, method)(url, body, content_type="application/json", HTTP_AUTHORIZATION=credential)
     assert (response.status_code, response.json()["code"]) == (400, "bad_frame")
+
+
+def test_a_body_over_the_servers_limit_is_413_request_too_large_in_json_never_an_html_page(samples, credentials):
+    """Issue #19: Django's RequestDataTooBig (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB)
+    went past DRF's exception handler and answered Django's 400 page in HTML. Every API endpoint
+    that takes a body, each with its valid credential."""
+    from django.conf import settings as django_settings
+
+    too_big = json.dumps({"body": "x" * django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "notes": "", "agent_id": 1})
+    client = Client(raise_request_exception=False)
+    refused = set()
+    for label, path, methods in api_calls(samples):
+        credential = credentials["widget" if label.startswith("api-widget") else "agent"][0]
+        for method in ("post", "patch", "put"):
+            response = getattr(client, method)(
+                path, too_big, content_type="application/json", HTTP_AUTHORIZATION=credential
+            )
+            what = f"{method.upper()} {path}"
+            assert response["Content-Type"] == "application/json", what
+            assert_a_documented_answer(response, what)
+            if response.status_code == 413:
+                assert response.json()["code"] == "request_too_large", what
+                refused.add(f"{method} {label}")
+    assert refused >= {
+        "post api-widget-messages",
+        "patch api-agent-me",
+        "post api-agent-messages",
+        "post api-agent-close",
+        "post api-agent-transfer",
+    }
+
+
+def test_a_query_with_more_fields_than_the_server_reads_is_bad_frame_in_json(samples, credentials):
+    """Django's TooManyFieldsSent (over DATA_UPLOAD_MAX_NUMBER_FIELDS, 1,000) was its HTML page too."""
+    query = "&".join(f"f{n}=1" for n in range(1001))
+    client = Client(raise_request_exception=False)
+    for label, path, methods in api_calls(samples):
+        if "get" not in methods or label == "api-not-found":
+            continue
+        credential = credentials["widget" if label.startswith("api-widget") else "agent"][0]
+        response = client.get(f"{path}?{query}", HTTP_AUTHORIZATION=credential)
+        assert (response.status_code, response.json()["code"]) == (400, "bad_frame"), label
+
+
+WRONG_TYPES = ["5", "-0.5", "true", "false", "[]", '["Hi"]', '{"text": "Hi"}', "1e400", "-1e400"]
+MESSAGE_PATHS = ["/api/v1/widget/{key}/conversation/messages/", "/api/v1/agent/conversations/{pk}/messages/"]
+
+
+@pytest.mark.parametrize("value", WRONG_TYPES)
+@pytest.mark.parametrize("field", ["body", "client_id"])
+@pytest.mark.parametrize("path", MESSAGE_PATHS)
+def test_a_body_or_client_id_that_is_no_string_is_bad_frame_as_on_the_socket(samples, credentials, path, field, value):
+    """Issue #19: REST stored ``"body": 5`` as "5" and ``1e400`` as "inf" where the socket says
+    ``bad_frame`` ('"body" has the wrong type.'); true, lists and objects were
+    validation_error. Now the socket's answer, and nothing is stored."""
+    from conversations.models import Message
+
+    frame = {"body": '"Hi"', "client_id": '"c-1"', field: value}
+    raw = "{" + ", ".join(f'"{name}": {text}' for name, text in frame.items()) + "}"
+    credential = credentials["widget" if "widget" in path else "agent"][0]
+    client = Client(raise_request_exception=False)
+    before = Message.objects.count()
+    url = path.format(key=samples["widget_key"], pk=samples["pk"])
+    response = client.post(url, raw, content_type="application/json", HTTP_AUTHORIZATION=credential)
+    assert (response.status_code, response.json()["code"]) == (400, "bad_frame")
+    if "e400" not in value:  # those never reach the field: the parser refuses them
+        assert response.json()["detail"] == f'"{field}" has the wrong type.'
+    assert Message.objects.count() == before
+
+
+@pytest.mark.parametrize("body", ['{"presence": 1e400}', '{"presence": "away", "x": [-1e999]}', '{"presence": NaN}'])
+def test_a_number_beyond_a_float_anywhere_in_a_json_body_is_bad_frame(credentials, body):
+    """Python's decoder reads 1e400 as infinity (NaN and Infinity were already refused)."""
+    client = Client(raise_request_exception=False)
+    response = client.patch(
+        "/api/v1/agent/me/", body, content_type="application/json", HTTP_AUTHORIZATION=credentials["agent"][0]
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "bad_frame")
+
+
+def test_a_string_body_and_client_id_still_go_through(samples, credentials):
+    client = Client(raise_request_exception=False)
+    url = f"/api/v1/agent/conversations/{samples['pk']}/messages/"
+    for client_id in ("c-1", None):
+        body = {"body": "1e400", "client_id": client_id, "number": 1.5}
+        response = client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=credentials["agent"][0])
+        assert response.status_code == 201 and response.json()["body"] == "1e400"

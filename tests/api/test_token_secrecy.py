@@ -1,6 +1,6 @@
 """Tokens never appear in logs: customer JWTs, visitor tokens and agents' API tokens, valid or
 refused, over REST and the sockets, with every logger at DEBUG and Django's SQL debugging on
-(an agent's API token is a lookup key, so a logged query would carry it). Tokens in URLs: the
+(an agent's API token is looked up by its digest, so a logged query carries no key). Tokens in URLs: the
 browser test test_the_customers_token_is_in_no_request_url_and_no_socket_url, and below."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 from django.test import RequestFactory
 from django.views.debug import SafeExceptionReporterFilter
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from conversations.authentication import issue_visitor_token
+from tests.factories import api_key
 from tests.keys import rsa_key
 from tests.realtime.conftest import Socket, customer_token
 
@@ -70,7 +70,7 @@ def test_no_token_reaches_the_logs_over_rest(everything_logged, persistent, live
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         assert client.get(f"/api/v1/widget/{live.widget_key}/conversation/").status_code == status
 
-    key = Token.objects.create(user=alice.user).key
+    key = api_key(alice.user)
     wrong = "f" * 40
     for token, status in ((key, 200), (wrong, 401)):
         client = APIClient()
@@ -85,7 +85,7 @@ async def test_no_token_reaches_the_logs_over_the_sockets(everything_logged, per
     setting = await in_db(lambda: persistent.authentication_setting)()
     valid, expired = customer_token(setting), _expired(setting)
     visitor = await in_db(issue_visitor_token)(live)
-    key = await in_db(lambda: Token.objects.create(user=alice.user).key)()
+    key = await in_db(lambda: api_key(alice.user))()
     wrong = "f" * 40
 
     async def auth(path: str, token: str, origin: str = "https://shop.example.com") -> str:

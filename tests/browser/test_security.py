@@ -181,3 +181,34 @@ def test_every_admin_add_and_change_page_runs_under_the_policy(live_url, new_pag
     page.goto(f"{live_url}/admin/workstreams/workstream/{persistent.workstream_id}/change/")
     page.get_by_role("link", name=re.compile("Add another")).first.click()
     watch.assert_inert(page)
+
+
+VIOLATIONS = """window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__violations.push(`${event.violatedDirective} ${event.blockedURI} ${event.sample}`);
+});"""
+
+
+def test_the_widgets_copy_button_copies_the_embed_snippet_under_the_policy(live_url, new_page, watch, live, superuser):
+    """Issue #19: the button's (and the snippet's) inline onclick was refused by the policy, so
+    Copy did nothing. Now static/admin.js: a click selects the snippet, Copy puts it on the
+    clipboard, and the page reports no violation."""
+    client = Client()
+    client.force_login(superuser)
+    page = watch.page(new_page())
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_url}])
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_url)
+    page.add_init_script(VIOLATIONS)
+    page.goto(f"{live_url}/admin/workstreams/chatwidget/{live.pk}/change/")
+    field = page.locator("#embed-snippet")
+    snippet = field.input_value()
+    assert 'data-widget-key="live"' in snippet
+
+    field.click()
+    assert field.evaluate("element => element.value.slice(element.selectionStart, element.selectionEnd)") == snippet
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == snippet
+    assert page.evaluate("window.__violations") == []
+    watch.assert_inert(page)

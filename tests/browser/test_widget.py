@@ -171,7 +171,7 @@ def test_persistent_chat_history_survives_a_reload_waiting_and_the_agents_end_st
 def test_a_customer_types_and_the_agent_sees_it_and_the_agent_typing_shows_in_the_panel(
     live_url, new_page, persistent, alice
 ):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_key
 
     carol = CustomerFactory(authentication_setting=persistent.authentication_setting, external_id="carol")
     off_thread(services.customer_message_send, widget=persistent, customer=carol, body="Hello", client_id="c-1")
@@ -183,7 +183,7 @@ def test_a_customer_types_and_the_agent_sees_it_and_the_agent_typing_shows_in_th
     # The agent's side: a socket of the agent protocol, opened by a second page of this server.
     agent_page = new_page()
     agent_page.goto(live_url + "/healthz")
-    key = Token.objects.create(user=alice.user).key
+    key = api_key(alice.user)
     agent_page.evaluate(
         """([url, key]) => new Promise((resolve) => {
             window.frames_ = [];

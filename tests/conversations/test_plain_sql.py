@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from agents.models import ApiToken
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.selectors import is_agents_conversation, message_page
@@ -68,18 +68,20 @@ def test_a_page_of_messages_holds_the_orms_rows_in_each_direction(persistent, cu
 
 
 def test_a_token_reads_back_with_its_user_as_the_orm_loads_them(alice):
-    key = Token.objects.create(user=alice.user).key
+    issued, key = ApiToken.objects.issue(user=alice.user)
     token = token_with_user(key)
-    expected = Token.objects.select_related("user").get(key=key)
+    expected = ApiToken.objects.select_related("user").get(pk=issued.pk)
     assert field_values(token) == field_values(expected)
     assert field_values(token.user) == field_values(expected.user)
     assert token.user._state.adding is False and token.created.tzinfo is not None
 
 
 def test_an_unknown_key_has_no_token(alice):
-    Token.objects.create(user=alice.user)
+    _token, key = ApiToken.objects.issue(user=alice.user)
+    assert token_with_user(key[:-1]) is None
     assert token_with_user("f" * 40) is None
     assert token_with_user("nul\x00") is None
+    assert token_with_user("\ud800") is None
 
 
 def test_the_agents_own_conversation_is_told_apart_from_others(persistent, customer, other_customer, alice, bob):

@@ -268,11 +268,20 @@ def test_pick_conversations_stay_open_until_an_agent_of_the_queue_picks_one(pick
     assert (conversation.status, conversation.agent) == (Status.ACTIVE, alice)
 
 
-def test_second_agent_picking_the_same_conversation_gets_invalid_transition(pick_widget, alice, bob):
+def test_a_conversation_another_agent_picked_is_not_found_for_the_second_agent(pick_widget, alice, bob):
+    """Issue #19: was invalid_transition, which told bob that alice's conversation exists; bob
+    may not read it, so, as for every other action on it, it does not exist for him."""
+    conversation = say(pick_widget, CustomerFactory(authentication_setting=None, widget=pick_widget)).conversation
+    services.conversation_pick(conversation_id=conversation.pk, agent=alice)
+    with pytest.raises(NotFound):
+        services.conversation_pick(conversation_id=conversation.pk, agent=bob)
+
+
+def test_picking_ones_own_conversation_again_is_an_invalid_transition(pick_widget, alice):
     conversation = say(pick_widget, CustomerFactory(authentication_setting=None, widget=pick_widget)).conversation
     services.conversation_pick(conversation_id=conversation.pk, agent=alice)
     with pytest.raises(InvalidTransition):
-        services.conversation_pick(conversation_id=conversation.pk, agent=bob)
+        services.conversation_pick(conversation_id=conversation.pk, agent=alice)
 
 
 def test_an_agent_outside_the_queue_cannot_pick(pick_widget):
@@ -289,10 +298,21 @@ def test_picking_needs_free_capacity(pick_widget, alice):
         services.conversation_pick(conversation_id=conversation.pk, agent=alice)
 
 
-def test_push_conversations_cannot_be_picked(persistent, customer, alice):
+def test_push_conversations_cannot_be_picked_and_are_not_found_by_an_agent_of_the_queue(persistent, customer, alice):
+    """An open conversation of a push workstream is not one an agent may read before it is
+    assigned (only pick workstreams show theirs), so picking it is not_found (was
+    invalid_transition)."""
     conversation = say(persistent, customer).conversation
-    with pytest.raises(InvalidTransition):
+    assert conversation.status == Status.OPEN and conversation.queue.agents.filter(pk=alice.pk).exists()
+    with pytest.raises(NotFound):
         services.conversation_pick(conversation_id=conversation.pk, agent=alice)
+
+
+def test_an_open_pick_conversation_outside_the_agents_queues_is_not_found(pick_widget, bob):
+    pick_widget.workstream.queue.agents.remove(bob)
+    conversation = say(pick_widget, CustomerFactory(authentication_setting=None, widget=pick_widget)).conversation
+    with pytest.raises(NotFound):
+        services.conversation_pick(conversation_id=conversation.pk, agent=bob)
 
 
 # --- Rule 4: capacity -----------------------------------------------------------------------------

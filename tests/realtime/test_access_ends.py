@@ -14,10 +14,9 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 from django.conf import settings
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from agents import consumers as agent_consumers
-from agents.models import Agent
+from agents.models import Agent, ApiToken
 from conversations.authentication import (
     VISITOR_TOKEN_MAX_AGE,
     authenticate_customer_until,
@@ -26,6 +25,7 @@ from conversations.authentication import (
 )
 from conversations.consumers import CLOSE_UNAUTHENTICATED
 from conversations.models import Customer
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 from workstreams import authentication as jwt_auth
 
@@ -36,7 +36,7 @@ WITHIN = 5
 
 
 async def token_socket(socket, user):
-    key = await in_db(lambda: Token.objects.get_or_create(user=user)[0].key)()
+    key = await in_db(api_key)(user)
     s = socket("/ws/agent/", origin="http://testserver")
     assert await s.connect()
     await s.send({"type": "auth", "token": key})
@@ -111,14 +111,14 @@ async def test_deleting_the_token_closes_the_sockets_opened_with_it_only(socket,
     client = await in_db(_logged_in_client)(alice.user)
     by_session = await session_socket(socket, client)
     s = await token_socket(socket, alice.user)
-    await in_db(Token.objects.filter(user=alice.user).delete)()
+    await in_db(ApiToken.objects.filter(user=alice.user).delete)()
     assert await closed_for_authentication(s)
     assert await still_open(by_session)
 
 
 async def test_another_users_end_of_access_closes_nothing_of_this_one(socket, alice, bob):
     s = await token_socket(socket, alice.user)
-    await in_db(Token.objects.filter(user=bob.user).delete)()
+    await in_db(ApiToken.objects.filter(user=bob.user).delete)()
     await in_db(Agent.objects.filter(pk=bob.pk).delete)()
     assert await still_open(s)
 

@@ -6,18 +6,19 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 from django.conf import settings
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
-from agents.models import Presence
+from agents.consumers import AgentConsumer
+from agents.models import ApiToken, Presence
 from conversations import services
 from conversations.models import Conversation
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def token_of(agent) -> str:
-    return await in_db(lambda: Token.objects.get_or_create(user=agent.user)[0].key)()
+    return await in_db(lambda: api_key(agent.user))()
 
 
 async def connect_agent(socket, agent):
@@ -75,7 +76,7 @@ async def test_a_bad_token_closes_with_4401(socket, alice):
 async def test_a_token_of_a_user_who_is_neither_agent_nor_staff_is_refused(socket, db):
     from tests.factories import UserFactory
 
-    key = await in_db(lambda: Token.objects.create(user=UserFactory(username="mallory")).key)()
+    key = await in_db(lambda: api_key(UserFactory(username="mallory")))()
     s = socket("/ws/agent/", origin="http://testserver")
     assert await s.connect()
     await s.send({"type": "auth", "token": key})
@@ -227,4 +228,22 @@ async def test_bad_agent_frames_get_an_error_and_the_socket_stays_open(socket, a
     assert error["code"] == code and error["detail"]
     await s.send({"type": "typing", "conversation_id": 10**30})
     assert (await s.until(lambda f: f["type"] == "error"))["code"] == "not_found"  # still answering
+    await s.close()
+
+
+async def test_the_agent_socket_knows_the_token_it_authenticated_with(socket, alice, monkeypatch):
+    token, key = await in_db(ApiToken.objects.issue)(user=alice.user)
+    seen = []
+    ready = AgentConsumer._ready
+
+    async def spy(self, agent, is_staff):
+        seen.append(self.api_token_id)
+        await ready(self, agent, is_staff)
+
+    monkeypatch.setattr(AgentConsumer, "_ready", spy)
+    s = socket("/ws/agent/", origin="http://testserver")
+    assert await s.connect()
+    await s.send({"type": "auth", "token": key})
+    assert (await s.next())["type"] == "ready"
+    assert seen == [token.pk]
     await s.close()

@@ -18,12 +18,12 @@ import pytest
 from channels.db import database_sync_to_async as in_db
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
 from agents.consumers import AgentConsumer
 from conversations import consumers, services
 from conversations.consumers import WidgetConsumer
 from omnichannel.limits import MAX_FRAME
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,7 +161,7 @@ async def agent_socket(socket, persistent, alice, customer, unlimited):
         conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hi").conversation
         conversation.refresh_from_db()
         assert conversation.agent_id == alice.pk  # assigned on the spot: alice is the queue's available agent
-        return conversation.pk, Token.objects.get_or_create(user=alice.user)[0].key
+        return conversation.pk, api_key(alice.user)
 
     conversation_id, key = await in_db(world)()
     s = socket("/ws/agent/", origin="http://testserver")

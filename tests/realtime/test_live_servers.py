@@ -18,10 +18,10 @@ import pytest
 import websockets
 from django.conf import settings
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from omnichannel import ratelimit
 from omnichannel.devrun import web_command
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 from tests.servers import free_port
 
@@ -121,7 +121,7 @@ async def agent_session(port, key, name, expected):
 
 def test_customers_on_one_server_and_agents_on_another_still_talk(servers, persistent, alice, bob):
     customer_port, agent_port = servers
-    keys = [Token.objects.create(user=agent.user).key for agent in (alice, bob)]
+    keys = [api_key(agent.user) for agent in (alice, bob)]
 
     async def scenario():
         agents = [

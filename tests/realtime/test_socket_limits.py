@@ -11,13 +11,13 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async as in_db
-from rest_framework.authtoken.models import Token
 
 from agents.consumers import AgentConsumer
 from conversations import consumers
 from conversations.consumers import WidgetConsumer
 from omnichannel import ratelimit
 from omnichannel.limits import MAX_FRAME
+from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +47,7 @@ async def open_widget(socket, persistent, sub="carol"):
 
 
 async def open_agent(socket, agent):
-    key = await in_db(lambda: Token.objects.get_or_create(user=agent.user)[0].key)()
+    key = await in_db(lambda: api_key(agent.user))()
     s = socket("/ws/agent/", origin="http://testserver")
     assert await s.connect()
     await s.send({"type": "auth", "token": key})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async as in_db
-from rest_framework.authtoken.models import Token
 
 from agents.models import Presence
 from conversations import services
 from conversations.authentication import issue_visitor_token
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_key
 from tests.realtime.test_agent_socket import connect_agent, connect_customer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def connect_supervisor(socket):
     def token():
         user = UserFactory(username="sam", is_staff=True)
-        return Token.objects.create(user=user).key
+        return api_key(user)
 
     s = socket("/ws/agent/", origin="http://testserver")
     assert await s.connect()

@@ -361,9 +361,9 @@ async def test_customer_sockets_record_connection_and_disconnection(socket, pers
 
 
 async def test_typing_reaches_the_agent_and_is_not_stored(socket, persistent, alice):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import api_key
 
-    token = await in_db(lambda: Token.objects.create(user=alice.user).key)()
+    token = await in_db(lambda: api_key(alice.user))()
     agent = socket("/ws/agent/", origin="http://testserver")
     assert await agent.connect()
     await agent.send({"type": "auth", "token": token})

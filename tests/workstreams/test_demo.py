@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 
-from agents.models import Agent
+from agents.models import SHOWN_PREFIX, Agent, ApiToken, key_digest
+from omnichannel.authentication import token_with_user
 from tests.keys import rsa_key
 from workstreams.authentication import InvalidToken, verify_customer_token
 from workstreams.models import (
@@ -126,11 +126,17 @@ def test_demo_token_without_seed_data_explains_what_to_do():
         run("demo_token", "alice")
 
 
-def test_agent_token_prints_the_same_token_every_time():
+def test_agent_token_prints_a_new_working_key_every_time_and_stores_only_its_digest():
+    """The key cannot be shown again (only its digest is stored), so each call issues another."""
     run("seed_demo")
     first = run("agent_token", "agent1").strip()
-    assert run("agent_token", "agent1").strip() == first
-    assert Token.objects.get(key=first).user.username == "agent1"
+    second = run("agent_token", "agent1").strip()
+    assert first != second
+    for key in (first, second):
+        assert token_with_user(key).user.username == "agent1"
+    stored = list(ApiToken.objects.filter(user__username="agent1").values_list("prefix", "digest", "name"))
+    expected = [(key[:SHOWN_PREFIX], key_digest(key), "manage.py agent_token") for key in (first, second)]
+    assert sorted(stored) == sorted(expected)
 
 
 def test_agent_token_refuses_a_user_who_is_not_an_agent():

@@ -1,15 +1,20 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
+
+from agents.models import ApiToken
 
 
 class Command(BaseCommand):
-    help = "Print (creating it if needed) the DRF API token of an agent."
+    help = (
+        "Issue a new API token for an agent and print its key. Only a digest of the key is stored, "
+        "so it cannot be shown again: each call issues another (revoke old ones in the admin)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
+        parser.add_argument("--name", default="manage.py agent_token", help="What the token is for.")
 
-    def handle(self, *args, username, **options):
+    def handle(self, *args, username, name, **options):
         User = get_user_model()
         try:
             user = User.objects.select_related("agent").get(username=username)
@@ -17,5 +22,5 @@ class Command(BaseCommand):
             raise CommandError(f'No user "{username}".') from None
         if not hasattr(user, "agent"):
             raise CommandError(f'"{username}" is not an agent.')
-        token, _created = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+        _token, key = ApiToken.objects.issue(user=user, name=name)
+        self.stdout.write(key)
