@@ -35,10 +35,10 @@ def _principal_for_user(user) -> tuple[Agent | None, bool]:
     return Agent.objects.select_related("user").filter(user=user).first(), user.is_staff
 
 
-def _token(key: object):
-    if not isinstance(key, str) or not key or len(key) > 64:
-        return None
-    return token_with_user(key)
+def _principal_for_token(key: object) -> tuple[Agent | None, bool, ApiToken | None]:
+    """As ``_principal_for_user``, for the user of an API key, and its ``agents.ApiToken``."""
+    token = token_with_user(key) if isinstance(key, str) and key and len(key) <= 64 else None
+    return (*_principal_for_user(token.user if token else None), token)
 
 
 def _access_holds(user_id: int, session_key: str | None, token_pk: object, as_agent: bool) -> bool:
@@ -89,8 +89,7 @@ class AgentConsumer(ProtocolConsumer):
             await self._ready(agent, is_staff)
 
     async def authenticate(self, frame: dict[str, Any]) -> None:
-        token = await database_sync_to_async(_token)(frame.get("token"))
-        agent, is_staff = await database_sync_to_async(_principal_for_user)(token.user if token else None)
+        agent, is_staff, token = await database_sync_to_async(_principal_for_token)(frame.get("token"))
         if agent is None and not is_staff:
             await self.send_error("invalid_token", "The token is not valid.", close=CLOSE_UNAUTHENTICATED)
             return

@@ -173,6 +173,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 self.auth_deadline.cancel()
             for timer in self.__dict__.pop("_timers", {}).values():
                 timer.cancel()
+            if getattr(self, "expiry", None) is not None:
+                self.expiry.cancel()
             drainer = self._drainer
             if drainer is not None and drainer is not asyncio.current_task():
                 drainer.cancel()
@@ -458,7 +460,8 @@ class WidgetConsumer(ProtocolConsumer):
             await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
             return
         self.customer: Customer | services.CustomerRef | None = None
-        self.credentials = 0  # how many tokens this socket authenticated with
+        # Fires when the token this socket authenticated with runs out (None once it fired).
+        self.expiry: asyncio.TimerHandle | None = None
         self.conversation_id: int | None = None
         self.agent_id: int | None = None
         self.last_typing = 0.0
@@ -495,12 +498,12 @@ class WidgetConsumer(ProtocolConsumer):
                 "invalid_token", "The token names another customer; reconnect.", close=CLOSE_UNAUTHENTICATED
             )
             return
-        # Closed (4401) when the token runs out, unless a fresh one came first.
-        self.credentials += 1
-        self.deliver_later(
-            "credentials",
-            max(0.0, valid_until - time.time()),
-            {"type": "credentials.expired", "credentials": self.credentials},
+        # Closed (4401) when the token runs out, unless a fresh one came first. A timer of its
+        # own in the consumer's context: a handle and a bound method per idle socket.
+        if self.expiry is not None:
+            self.expiry.cancel()
+        self.expiry = asyncio.get_running_loop().call_later(
+            max(0.0, valid_until - time.time()), self._token_ran_out, context=self._context
         )
         self.customer = customer
         if not renewal:
@@ -525,8 +528,12 @@ class WidgetConsumer(ProtocolConsumer):
         widget = self.widget if isinstance(self.widget, ChatWidget) else get_widget(pk=self.widget.pk)
         return authenticate_customer_until(widget, token)
 
+    def _token_ran_out(self) -> None:
+        self.expiry = None
+        self._deliver({"type": "credentials.expired"})
+
     async def credentials_expired(self, event: dict[str, Any]) -> None:
-        if event["credentials"] == self.credentials:  # else a fresh token came meanwhile
+        if self.expiry is None:  # else a fresh token came after the timer fired
             await self.send_error(
                 "invalid_token",
                 "The token expired; send a fresh auth frame before it does, or reconnect.",

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 import weakref
@@ -169,5 +170,6 @@ def counts() -> SocketCounts:
 
 
 def address_key(address: str | None) -> str:
-    """The address a socket is counted under (no peer address: all such sockets together)."""
-    return address or "unknown"
+    """The address a socket is counted under (no peer address: all such sockets together),
+    interned: the sockets of one address keep one string."""
+    return sys.intern(address or "unknown")

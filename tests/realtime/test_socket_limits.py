@@ -8,6 +8,7 @@ what is counted is frames, never how fast the machine sends them."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from channels.db import database_sync_to_async as in_db
@@ -21,6 +22,14 @@ from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_logged_as_an_error(caplog):
+    """A limit or a flood is the server working as meant: never an ERROR in its log."""
+    yield
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert not errors, errors
 
 
 class Clock:
