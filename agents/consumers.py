@@ -1,4 +1,4 @@
-"""The agent's WebSocket, ``/ws/agent/`` (PROTOCOL.md): the session, or an API key
+"""The agent's WebSocket, ``/ws/agent/`` (docs/protocol.md): the session, or an API key
 (``agents.ApiToken``) in the first frame; then the agent's conversation, message, typing and
 notification frames.
 
@@ -129,7 +129,7 @@ class AgentConsumer(ProtocolConsumer):
     def _access_holds(self) -> bool:
         return _access_holds(self.user_id, self.session_key, self.api_token_id, self.agent is not None)
 
-    # --- The end of access (PROTOCOL.md, "Access that ends when it should") ---------------------
+    # --- The end of access (docs/protocol.md, "Access that ends when it should") ------------------
 
     async def access_revoked(self, event: dict[str, Any]) -> None:
         """agents.signals announced the end of this user's access: with this socket's

@@ -1,4 +1,4 @@
-"""The load generator: a separate process speaking PROTOCOL.md through the ``websockets``
+"""The load generator: a separate process speaking the protocol (docs/protocol.md) through the ``websockets``
 library to Omnichannel (customers with JWTs of the persistent demo widget, agents with DRF
 tokens) or to the floor (bench/floor/server.py), spreading sockets over the server processes.
 

@@ -1,4 +1,4 @@
-"""The REST API of PROTOCOL.md: the customer's widget endpoints and the agent's conversation
+"""The REST API of docs/protocol.md: the customer's widget endpoints and the agent's conversation
 endpoints. Views authenticate, parse, call one service or selector, and render with
 conversations.events (the one source of the wire format)."""
 
@@ -163,7 +163,7 @@ class CustomerMessagesApi(WidgetApiView):
 class CustomerEndApi(WidgetApiView):
     @extend_schema(parameters=BEARER, request=None, responses={200: ConversationOut, **ERRORS})
     def post(self, request: Request, widget_key: str) -> Response:
-        """PROTOCOL.md: "200 with the conversation" (the object itself, like the message of POST
+        """docs/protocol.md: "200 <conversation>" (the object itself, like the message of POST
         .../messages/)."""
         widget = self.widget(widget_key)
         conversation = services.customer_conversation_end(widget=widget, customer=self.customer(request, widget))

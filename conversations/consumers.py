@@ -1,4 +1,4 @@
-"""The customer's WebSocket, ``/ws/widget/<widget_key>/`` (PROTOCOL.md), and the transport
+"""The customer's WebSocket, ``/ws/widget/<widget_key>/`` (docs/protocol.md), and the transport
 base it shares with the agent's socket. Consumers are transport: authenticate, join groups,
 validate frames, call one service, forward group events. The database and ``seq`` are the
 truth; the channel layer only speeds things up."""
@@ -50,7 +50,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
 SEND_TIMEOUT = settings.WS_SEND_TIMEOUT
-# docs/protocol-additions.md: frames kept coming far beyond the rate limit, or one more socket
+# docs/protocol.md, close codes: frames kept coming far beyond the rate limit, or one more socket
 # than MAX_SOCKETS_PER_ADDRESS from one address
 CLOSE_FLOODING = 4429
 MESSAGE_RATE = (20, 10)  # per customer: 20 messages per 10 seconds

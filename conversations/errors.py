@@ -1,5 +1,5 @@
 """Typed domain errors of the conversation engine. Every interface (REST, WebSocket,
-inbox, admin) maps them to the same ``code`` and HTTP status (PROTOCOL.md)."""
+inbox, admin) maps them to the same ``code`` and HTTP status (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class BodyTooLong(DomainError):
 
 
 class RequestTooLarge(DomainError):
-    """Addition to PROTOCOL.md: a REST body over the server's limit (Django's
+    """An addition to the protocol (docs/protocol.md): a REST body over the server's limit (Django's
     ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 2.5 MB), whatever it holds."""
 
     code, status = "request_too_large", 413
@@ -72,7 +72,7 @@ class ValidationFailed(DomainError):
 
 
 class AgentUnavailable(DomainError):
-    """Addition to PROTOCOL.md: the target agent of a transfer or pick cannot take it."""
+    """An addition to the protocol (docs/protocol.md): the target agent of a transfer or pick cannot take it."""
 
     code, status = "agent_unavailable", 409
     default_detail = _("That agent cannot take this conversation now.")
@@ -109,7 +109,7 @@ class Unavailable(DomainError):
 
 
 class ConversationsOngoing(DomainError):
-    """Addition to PROTOCOL.md (admin and management commands only): a customer with a
+    """An addition to the protocol, docs/protocol.md (admin and management commands only): a customer with a
     conversation that is not closed yet cannot be erased unless it is closed first."""
 
     code, status = "conversation_ongoing", 409

@@ -1,4 +1,4 @@
-"""The wire format (PROTOCOL.md) and the one broadcast path.
+"""The wire format (docs/protocol.md) and the one broadcast path.
 
 One function builds each frame type; ``broadcast_on_commit`` is the only way services
 publish, so no client ever sees something that was rolled back. Groups:
@@ -129,7 +129,7 @@ def notification_frame(kind: str, conversation_id: int) -> dict[str, Any]:
 
 
 def agent_frame(agent, now=None, used: int | None = None) -> dict[str, Any]:
-    """Addition to PROTOCOL.md: an agent's presence or capacity changed."""
+    """An addition to the protocol (docs/protocol.md): an agent's presence or capacity changed."""
     return {"type": "agent", "agent": agent_object(agent, now, used)}
 
 
@@ -142,7 +142,7 @@ def typing_frame(conversation_id: int, sender: str) -> dict[str, Any]:
 
 def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     """Send a frame to channel-layer groups. The layer is not a delivery guarantee:
-    clients fill gaps from the database by ``seq`` (PROTOCOL.md).
+    clients fill gaps from the database by ``seq`` (docs/protocol.md).
 
     The frame is handed to an event loop's publisher and this returns at once: the database
     thread goes on with its next piece of work instead of waiting for Redis. The publisher sends
@@ -307,7 +307,7 @@ def publish_agent(agent, now=None, used: int | None = None) -> None:
 
 
 def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:
-    """Addition to PROTOCOL.md: how many customers wait for an agent in a queue."""
+    """An addition to the protocol (docs/protocol.md): how many customers wait for an agent in a queue."""
     return {"type": "queue", "queue_id": queue_id, "waiting": waiting}
 
 

@@ -77,7 +77,7 @@ class Status(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
-# The one table of allowed transitions (ARCHITECTURE.md). A transition to the same status
+# The one table of allowed transitions (docs/architecture.md). A transition to the same status
 # (active -> active on transfer, open -> open on transfer to a queue) is listed explicitly.
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.OPEN: frozenset({Status.OPEN, Status.ACTIVE, Status.CLOSED}),

@@ -39,7 +39,7 @@ class MessageSend(serializers.Serializer):
 
 class MessageSendDoc(serializers.Serializer):
     """What the schema promises: the body holds a visible character and at most 4,000 of them
-    (trimmed, PROTOCOL.md); the server answers body_empty / body_too_long otherwise."""
+    (trimmed, docs/protocol.md); the server answers body_empty / body_too_long otherwise."""
 
     client_id = serializers.CharField(max_length=64, required=False, allow_null=True)
     body = serializers.RegexField(r"\S", max_length=4000)

@@ -1,6 +1,7 @@
 """The customer's pages: the chat panel that the embed loader (``static/omnichannel-widget.js``)
-puts in an iframe, and a demo host page that embeds the loader. Both speak PROTOCOL.md from the
-browser; the views only render the widget's configuration and translated strings."""
+puts in an iframe, and a demo host page that embeds the loader. Both speak the protocol
+(docs/protocol.md) from the browser; the views only render the widget's configuration and
+translated strings."""
 
 from __future__ import annotations
 

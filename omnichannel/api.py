@@ -1,4 +1,4 @@
-"""REST plumbing shared by every API view: the error body of PROTOCOL.md and throttles."""
+"""REST plumbing shared by every API view: the error body of docs/protocol.md and throttles."""
 
 from __future__ import annotations
 
@@ -43,13 +43,13 @@ def error_response(code: str, detail: object, http_status: int, **extra: object)
 
 @csrf_exempt
 def not_found(request: HttpRequest) -> JsonResponse:
-    """Any other path under /api/: the error body of PROTOCOL.md, never Django's HTML page (and
+    """Any other path under /api/: the error body of docs/protocol.md, never Django's HTML page (and
     no slash-appending redirect, which a POST cannot follow)."""
     return JsonResponse({"code": "not_found", "detail": "No such endpoint. API paths end with a slash."}, status=404)
 
 
 def exception_handler(exc, context):
-    """Every error is ``{"code", "detail"}`` with a stable code (PROTOCOL.md); never an HTML
+    """Every error is ``{"code", "detail"}`` with a stable code (docs/protocol.md); never an HTML
     page, and a database outage is a 503 ``unavailable``, not a 500."""
     # Django's refusals of a request's size, raised where DRF reads the body or the query; left
     # to Django they answered its 400 page in HTML.

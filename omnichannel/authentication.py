@@ -15,7 +15,7 @@ from omnichannel import rows
 
 
 class CsrfFailed(exceptions.PermissionDenied):
-    """A session-authenticated call without a valid CSRF token (addition to PROTOCOL.md)."""
+    """A session-authenticated call without a valid CSRF token (an addition to the protocol, docs/protocol.md)."""
 
     default_code = "csrf_failed"
 

@@ -5,7 +5,7 @@ Each server process subscribes (one Redis connection) to the groups its sockets 
 frame to a group is one PUBLISH, relayed by Redis to the processes that have members. Unlike
 the core layer there is no per-channel list to fill and poll, and no capacity at which frames
 are silently dropped. Delivery is not a guarantee either way: clients fill gaps from the
-database by ``seq`` (PROTOCOL.md).
+database by ``seq`` (docs/protocol.md).
 
 ``new_inbox`` gives a consumer of this process a channel name for its groups without what
 ``new_channel`` costs each consumer: a Redis subscription of its own, an ``asyncio.Queue``, a

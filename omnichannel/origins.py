@@ -1,5 +1,5 @@
 """Which ``Origin`` may open a WebSocket: origins match exactly, scheme, host and port
-(PROTOCOL.md). This server's own origin is the scheme the socket came in with (``wss`` is
+(docs/protocol.md). This server's own origin is the scheme the socket came in with (``wss`` is
 https, ``ws`` is http; behind one of ``TRUSTED_PROXIES``, its ``SECURE_PROXY_SSL_HEADER`` too)
 with the ``Host`` header, when that host is one of ``ALLOWED_HOSTS``; ``CSRF_TRUSTED_ORIGINS``
 are also this server's (exact entries; a wildcard entry is not an origin). The widget socket

@@ -1,4 +1,4 @@
-"""WebSocket routes (PROTOCOL.md). The widget socket checks the widget's allowed origins
+"""WebSocket routes (docs/protocol.md). The widget socket checks the widget's allowed origins
 itself and authenticates with a token, so it runs without Django's session and auth
 middleware (on every frame sent they wrapped the consumer's ``send``, and each socket kept
 their objects); the agent socket, which may use the login session, has them and accepts

@@ -1,5 +1,5 @@
 """Bad input to the web pages and the API never gives a 500: a clear error with a stable code
-(PROTOCOL.md), or the input is ignored where it only filters a page."""
+(docs/protocol.md), or the input is ignored where it only filters a page."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Verification of customer JWTs against an authentication setting (PROTOCOL.md).
+"""Verification of customer JWTs against an authentication setting (docs/protocol.md).
 
 The accepted algorithms are fixed here (RS256, ES256) and never taken from the token;
 each key only verifies tokens of its own algorithm. ``exp`` and ``iat`` are required, and

@@ -1,4 +1,4 @@
-"""The demo data of PROTOCOL.md: users, queues, workstreams, widgets and the "Demo site"
+"""The demo data of docs/protocol.md: users, queues, workstreams, widgets and the "Demo site"
 authentication setting whose private key stays on this server's disk (never in git)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Configuration of live and persistent chat: workstreams, queues, operating hours,
-customer authentication, chat widgets and automated messages (PRODUCT.md)."""
+customer authentication, chat widgets and automated messages (docs/product.md)."""
 
 from __future__ import annotations
 

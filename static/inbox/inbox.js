@@ -1,4 +1,4 @@
-// The agent inbox and the supervisor view: one WebSocket (/ws/agent/, PROTOCOL.md) that keeps
+// The agent inbox and the supervisor view: one WebSocket (/ws/agent/, docs/protocol.md) that keeps
 // the server-rendered page live. htmx swaps the server's partials; this module only decides
 // when, renders messages as they arrive, and sends. The database and `seq` are the truth: a
 // gap in seq, or a reconnect, fetches what was missed over REST. No build step.

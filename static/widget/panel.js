@@ -1,4 +1,4 @@
-// The customer's chat panel (templates/widget/panel.html), speaking PROTOCOL.md:
+// The customer's chat panel (templates/widget/panel.html), speaking the protocol (docs/protocol.md):
 // REST for the widget config, credentials, history pages and gap filling; the widget WebSocket
 // for live messages, typing and status. Message bodies are plain text: always textContent.
 //

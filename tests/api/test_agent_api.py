@@ -1,4 +1,4 @@
-"""The agent's REST endpoints (PROTOCOL.md, agent side)."""
+"""The agent's REST endpoints (docs/protocol.md, "Agent REST")."""
 
 from __future__ import annotations
 

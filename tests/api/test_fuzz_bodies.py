@@ -1,7 +1,7 @@
 """Fuzzing the REST API with hypothesis: every widget and agent endpoint of the URL conf
 (generated, so a new one is fuzzed too), each method, generated JSON bodies (or text that is
 not JSON), query strings and credentials. Never a 500; every 4xx is JSON ``{"code", "detail"}``
-with a code of PROTOCOL.md or docs/protocol-additions.md. Bounded for CI."""
+with a code of docs/protocol.md. Bounded for CI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The customer's REST endpoints (PROTOCOL.md, customer side)."""
+"""The customer's REST endpoints (docs/protocol.md, "Customer REST")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every rule of live and persistent chat (PRODUCT.md), one test or more per rule."""
+"""Every rule of live and persistent chat (docs/product.md), one test or more per rule."""
 
 from __future__ import annotations
 

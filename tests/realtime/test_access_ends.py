@@ -1,4 +1,4 @@
-"""Access that ends when it should (PROTOCOL.md, second part): an agent socket closes with 4401
+"""Access that ends when it should (docs/protocol.md, part 2): an agent socket closes with 4401
 when its session is logged out, its user is deactivated or deleted or loses its agent profile,
 or its API token is deleted; other sockets of the same user that still have their access stay
 open. A customer socket closes with 4401 when its JWT expires, unless a fresh ``auth`` frame

@@ -1,4 +1,4 @@
-"""The agent's socket, /ws/agent/ (PROTOCOL.md)."""
+"""The agent's socket, /ws/agent/ (docs/protocol.md)."""
 
 from __future__ import annotations
 

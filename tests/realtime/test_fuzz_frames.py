@@ -1,7 +1,7 @@
 """Fuzzing both sockets with hypothesis-generated frames: arbitrary JSON values, protocol frames
 with every field of the wrong type, huge, unicode and lone-surrogate strings, text that is not
 JSON, binary frames. Every frame is answered with an error frame carrying a stable code of
-PROTOCOL.md (or a valid answer, or, for typing, nothing); the socket stays open and still
+docs/protocol.md (or a valid answer, or, for typing, nothing); the socket stays open and still
 works (a real message goes through after every example); nothing is logged at ERROR.
 
 One authenticated socket per test takes all its examples (the per-socket frame budget and the
@@ -28,7 +28,7 @@ from tests.realtime.conftest import customer_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# PROTOCOL.md's codes and docs/protocol-additions.md's, less "unavailable": nothing is down here,
+# docs/protocol.md's codes, less "unavailable": nothing is down here,
 # so an unavailable answer would be bad input mistaken for an outage.
 SOCKET_CODES = {
     "invalid_token",

@@ -245,7 +245,7 @@ async def test_bad_frames_do_not_keep_an_unauthenticated_socket_past_the_deadlin
 
 
 def test_the_auth_deadline_is_the_protocols_ten_seconds():
-    """PROTOCOL.md: the auth frame comes within 10 s. (The deadline tests shorten it.)"""
+    """docs/protocol.md: the auth frame comes within 10 s. (The deadline tests shorten it.)"""
     assert consumers.AUTH_TIMEOUT == 10
 
 

@@ -1,4 +1,4 @@
-"""/ws/agent/ for supervisors and the inbox's live figures (additions in docs/protocol-additions.md)."""
+"""/ws/agent/ for supervisors and the inbox's live figures (docs/protocol.md, "Agent WebSocket")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The customer's socket, /ws/widget/<key>/, frame by frame (PROTOCOL.md)."""
+"""The customer's socket, /ws/widget/<key>/, frame by frame (docs/protocol.md)."""
 
 from __future__ import annotations
 

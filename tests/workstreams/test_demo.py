@@ -1,4 +1,4 @@
-"""seed_demo, demo_token and agent_token as PROTOCOL.md's "Demo data" describes them."""
+"""seed_demo, demo_token and agent_token as docs/protocol.md's "Demo data" describes them."""
 
 from __future__ import annotations
 
