@@ -4,23 +4,34 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install install-dev lint bench bench-smoke clean
+.PHONY: run test install install-dev requirements lint bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Both files are locks with hashes (make requirements): pip refuses any package, transitive ones
+# included, that is not pinned there with a hash matching the downloaded file.
 $(STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
 $(STAMP)-dev: requirements.txt requirements-dev.txt $(STAMP)
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.txt -r requirements-dev.txt
 	touch $@
 
 install: $(STAMP)
 
 install-dev: $(STAMP)-dev
+
+## make requirements: compile requirements.in into requirements.txt and requirements-dev.in into
+## requirements-dev.txt (pip-tools), every transitive dependency pinned with its hashes. Existing
+## pins are kept; PIP_COMPILE_ARGS="--upgrade-package NAME" moves a transitive one. Commit all four.
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links $(PIP_COMPILE_ARGS)
+requirements: install-dev
+	$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
 ## make run: install, migrate, load the demo data, start web + Celery worker + beat.
 ## HOST and PORT (environment) choose the address; seed_demo prints the same URLs as devrun.
