@@ -12,7 +12,7 @@ from django.db import connection, connections
 from agents.models import Presence
 from conversations import services
 from conversations.assignment import drain_queue
-from conversations.errors import InvalidTransition
+from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import capacity_used
 from tests.factories import AgentFactory, ChatWidgetFactory, CustomerFactory, QueueFactory, WorkstreamFactory
@@ -71,7 +71,8 @@ def test_concurrent_workers_never_over_assign_an_agent_or_assign_a_conversation_
     assert set(joined.values()) == {1}, "a conversation was assigned twice"
 
 
-def test_two_agents_picking_the_same_conversation_one_wins_the_other_gets_invalid_transition():
+def test_two_agents_picking_the_same_conversation_one_wins_the_other_gets_not_found():
+    """The loser finds it picked by the other agent: not its own, so it does not exist for it."""
     queue = QueueFactory()
     widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, distribution_mode=DistributionMode.PICK))
     alice, bob = AgentFactory(capacity=1000), AgentFactory(capacity=1000)
@@ -86,7 +87,7 @@ def test_two_agents_picking_the_same_conversation_one_wins_the_other_gets_invali
             ]
         )
         errors = [r for r in results if isinstance(r, BaseException)]
-        assert len(errors) == 1 and isinstance(errors[0], InvalidTransition), results
+        assert len(errors) == 1 and isinstance(errors[0], NotFound), results
         assert Message.objects.filter(conversation=conversation, kind="agent_joined").count() == 1
 
 
