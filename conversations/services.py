@@ -23,7 +23,7 @@ from psycopg import Error as PsycopgError
 from psycopg.errors import UniqueViolation
 
 from agents.models import Agent, Presence
-from conversations import events
+from conversations import events, jobs
 from conversations.authentication import get_widget
 from conversations.errors import (
     AgentUnavailable,
@@ -203,11 +203,9 @@ def _locked_mine(conversation_id: int, agent: Agent, *statuses: str) -> Conversa
 
 def request_drain(queue_ids) -> None:
     """After the commit, ask Celery to assign waiting conversations of these queues."""
-    from conversations.tasks import enqueue_drain
-
     ids = sorted({int(queue_id) for queue_id in queue_ids if queue_id})
     if ids:
-        transaction.on_commit(lambda: enqueue_drain(ids))
+        jobs.drain_on_commit(ids)
 
 
 def _agent_queue_ids(agent_id: int) -> list[int]:
@@ -957,11 +955,7 @@ def _schedule_wrap_up_release(conversation: Conversation) -> None:
     then the agent's presence follows and its queues drain (the minute sweep is the safety net)."""
     duration = conversation.workstream.wrap_up_blocks_capacity_for()
     if duration:
-        from conversations.tasks import enqueue_presence_refresh
-
-        seconds = duration.total_seconds() + 1
-        agent_id = conversation.agent_id
-        transaction.on_commit(lambda: enqueue_presence_refresh(agent_id, countdown=seconds))
+        jobs.presence_refresh_on_commit(conversation.agent_id, countdown=duration.total_seconds() + 1)
 
 
 def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:

@@ -22,23 +22,6 @@ def send_the_tasks_frames(**_kwargs) -> None:
     events.flush()
 
 
-def enqueue_drain(queue_ids: list[int], countdown: float | None = None) -> None:
-    """Ask a worker to drain these queues; if the broker is down, the minute sweep will."""
-    try:
-        drain_queues_task.apply_async(args=[queue_ids], countdown=countdown)
-    except Exception:
-        logger.warning("could not enqueue a drain of queues %s", queue_ids, exc_info=True)
-
-
-def enqueue_presence_refresh(agent_id: int, countdown: float | None = None) -> None:
-    """Ask a worker to let the agent's presence follow its capacity; if the broker is down,
-    the minute sweep will."""
-    try:
-        presence_refresh_task.apply_async(args=[agent_id], countdown=countdown)
-    except Exception:
-        logger.warning("could not enqueue a presence refresh of agent %s", agent_id, exc_info=True)
-
-
 @shared_task(acks_late=True)
 def presence_refresh_task(agent_id: int) -> None:
     from conversations import services
