@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,39 +15,14 @@ from django.utils import timezone
 from agents.models import Agent
 from conversations import services
 from conversations.models import Conversation, Status
+from conversations.policy import rank_agents
 from conversations.selectors import capacity_used
 from workstreams.models import AssignmentMethod, DistributionMode, Queue
 
 logger = logging.getLogger(__name__)
 
 
-def eligible_agent_ids(conversation: Conversation, now: datetime) -> list[int]:
-    """Agents of the conversation's queue, in an allowed presence, with enough free
-    capacity, best first by the workstream's assignment method (before locking)."""
-    workstream = conversation.workstream
-    agents = list(Agent.objects.filter(queues=conversation.queue_id, presence__in=workstream.allowed_presences))
-    used = capacity_used([agent.pk for agent in agents], now)
-    cursor = conversation.queue.round_robin_cursor or 0
-    ranked = _rank(agents, used, workstream.capacity_units, workstream.assignment_method, cursor, now)
-    return [agent.pk for agent in ranked]
-
-
 BATCH = 50  # conversations assigned per transaction
-
-
-def _rank(
-    agents: list[Agent], used: dict[int, int], units: int, method: str, cursor: int, now: datetime
-) -> list[Agent]:
-    """Agents with room for ``units``, best first: round robin after ``cursor``, else the most
-    free capacity, ties to the agent assigned least recently (never first)."""
-    free = [agent for agent in agents if agent.capacity - used[agent.pk] >= units]
-    if method == AssignmentMethod.ROUND_ROBIN:
-        free.sort(key=lambda agent: agent.pk)
-        return [a for a in free if a.pk > cursor] + [a for a in free if a.pk <= cursor]
-    free.sort(
-        key=lambda a: (-(a.capacity - used[a.pk]), a.last_assigned_at is not None, a.last_assigned_at or now, a.pk)
-    )
-    return free
 
 
 def assign_batch(queue_id: int, *, skip_workstreams: set[int], size: int = BATCH) -> tuple[int, set[int], int]:
@@ -93,7 +67,7 @@ def assign_batch(queue_id: int, *, skip_workstreams: set[int], size: int = BATCH
                 continue  # its head found no agent; nor will the ones behind it
             conversation.queue = queue
             allowed = set(workstream.allowed_presences)
-            ranked = _rank(
+            ranked = rank_agents(
                 [agent for agent in agents if agent.presence in allowed],
                 used,
                 workstream.capacity_units,

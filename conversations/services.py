@@ -45,6 +45,7 @@ from conversations.models import (
     Sender,
     Status,
 )
+from conversations.policy import AUTOMATIC_PRESENCES, eligible_agent_ids, presence_for
 from conversations.selectors import capacity_used
 from omnichannel import asyncdb, rows
 from omnichannel.dbthreads import frame_sync_to_async
@@ -223,25 +224,18 @@ def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
     partly used -> busy, full -> busy_dnd."""
     now = now or timezone.now()
     agent = _locked_agent(agent_id)
-    if agent.presence_auto and agent.presence in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
+    if agent.presence_auto and agent.presence in AUTOMATIC_PRESENCES:
         _follow_capacity(agent, capacity_used([agent.pk], now)[agent.pk], now)
     return agent
 
 
 def _follow_capacity(agent: Agent, used: int, now: datetime) -> None:
     """``sync_presence`` for an agent locked by the caller, who knows its capacity in use."""
-    presence = _presence_for(agent, used)
+    presence = presence_for(agent, used)
     if presence != agent.presence:
         agent.presence = presence
         agent.save(update_fields=["presence"])
         events.publish_agent(agent, now, used)
-
-
-def _presence_for(agent: Agent, used: int) -> str:
-    """The presence the agent's capacity in use gives it (rule 13), or the one it chose."""
-    if not agent.presence_auto or agent.presence not in (Presence.AVAILABLE, Presence.BUSY, Presence.BUSY_DND):
-        return agent.presence
-    return Presence.AVAILABLE if used == 0 else Presence.BUSY_DND if used >= agent.capacity else Presence.BUSY
 
 
 # --- Customer side --------------------------------------------------------------------------------
@@ -449,8 +443,6 @@ def _resent(customer: Customer, workstream_id: int, ongoing: Conversation | None
 
 
 def _agent_reachable(conversation: Conversation, now: datetime) -> bool:
-    from conversations.assignment import eligible_agent_ids
-
     return conversation.queue.is_open(now) and bool(eligible_agent_ids(conversation, now))
 
 
@@ -844,7 +836,7 @@ def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: di
     moved: list[Agent] = []
     for agent in agents.values():
         agent.last_assigned_at = now
-        presence = _presence_for(agent, used[agent.pk])
+        presence = presence_for(agent, used[agent.pk])
         if presence != agent.presence:
             agent.presence = presence
             moved.append(agent)
