@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from agents.models import Agent, Presence
 from conversations import services
-from conversations.assignment import drain_queues
 from conversations.errors import (
     AgentUnavailable,
     BodyEmpty,
@@ -25,6 +24,7 @@ from conversations.errors import (
 )
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import agent_capacity, current_conversation
+from conversations.services import drain_queues
 from conversations.tasks import average_wait_task, sweep_task
 from tests.factories import (
     AgentFactory,
