@@ -15,16 +15,14 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from conversations.models import Conversation, Message
 from conversations.selectors import agent_capacity, waiting_counts
-
-if TYPE_CHECKING:
-    from conversations.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
 
