@@ -53,8 +53,10 @@ bench: install-dev
 bench-smoke: install-dev
 	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)
 
+## make lint: ruff, the import contracts of pyproject.toml (import-linter) and missing migrations.
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:

@@ -16,7 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from agents.access import session_credential, token_credential
 from agents.models import Agent, ApiToken
-from conversations import events, services
+from conversations import events, realtime
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
 from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
@@ -169,7 +169,7 @@ class AgentConsumer(ProtocolConsumer):
         conversation_id = required(frame, "conversation_id", int)
         client_id = required(frame, "client_id")
         body = required(frame, "body")
-        result = await services.aagent_message_send(
+        result = await realtime.aagent_message_send(
             conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
         )
         await self.send_message(events.message_object(result.message), force=not result.created)

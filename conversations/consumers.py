@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from conversations import events, services
+from conversations import events, realtime, services
 from conversations.authentication import authenticate_customer_until, get_widget
 from conversations.errors import (
     BadFrame,
@@ -459,7 +459,7 @@ class WidgetConsumer(ProtocolConsumer):
             error = OriginNotAllowed()
             await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
             return
-        self.customer: Customer | services.CustomerRef | None = None
+        self.customer: Customer | realtime.CustomerRef | None = None
         # Fires when the token this socket authenticated with runs out (None once it fired).
         self.expiry: asyncio.TimerHandle | None = None
         self.conversation_id: int | None = None
@@ -519,12 +519,12 @@ class WidgetConsumer(ProtocolConsumer):
         await self.send_frame(
             {"type": "ready", "conversation": conversation, "messages": messages, "has_more": has_more}
         )
-        # From here on the socket keeps ids, not model instances (services.WidgetRef).
-        self.widget = services.WidgetRef.of(self.widget)
-        self.customer = services.CustomerRef.of(customer)
+        # From here on the socket keeps ids, not model instances (realtime.WidgetRef).
+        self.widget = realtime.WidgetRef.of(self.widget)
+        self.customer = realtime.CustomerRef.of(customer)
 
     def _authenticate(self, token: object):
-        # A renewal reads the widget again: the socket keeps only its ids (services.WidgetRef).
+        # A renewal reads the widget again: the socket keeps only its ids (realtime.WidgetRef).
         widget = self.widget if isinstance(self.widget, ChatWidget) else get_widget(pk=self.widget.pk)
         return authenticate_customer_until(widget, token)
 
@@ -570,7 +570,7 @@ class WidgetConsumer(ProtocolConsumer):
         key = f"customer:{self.customer.pk}"
         if not await ratelimit.aallow(key, *MESSAGE_RATE):
             raise RateLimited(retry_after=_seconds(await ratelimit.aretry_after(key, MESSAGE_RATE[1])))
-        result = await services.acustomer_message_send(
+        result = await realtime.acustomer_message_send(
             widget=self.widget, customer=self.customer, body=body, client_id=client_id
         )
         if result.conversation.pk != self.conversation_id and result.created:
@@ -589,6 +589,6 @@ class WidgetConsumer(ProtocolConsumer):
         )
 
     async def on_conversation_end(self, frame: dict[str, Any]) -> None:
-        await database_sync_to_async(services.resolved_customer_conversation_end)(
+        await database_sync_to_async(realtime.resolved_customer_conversation_end)(
             widget=self.widget, customer=self.customer
         )

@@ -15,14 +15,14 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-if TYPE_CHECKING:
-    from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message
+from conversations.selectors import agent_capacity, waiting_counts
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +104,6 @@ def conversation_object(conversation: Conversation, *, for_agent: bool = False) 
 
 def agent_object(agent, now=None, used: int | None = None) -> dict[str, Any]:
     """As ``GET /api/v1/agent/me/`` (``used``: the capacity in use, when the caller counted it)."""
-    from conversations.selectors import agent_capacity
-
     if used is None:
         capacity = agent_capacity(agent, now)
     else:
@@ -312,8 +310,6 @@ def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:
 
 
 def send_queue_waiting(queue_ids: Iterable[int]) -> None:
-    from conversations.selectors import waiting_counts
-
     counts = waiting_counts(queue_ids)
     for queue_id, waiting in counts.items():
         send_now([queue_group(queue_id), SUPERVISORS_GROUP], queue_frame(queue_id, waiting))

@@ -7,13 +7,25 @@ from datetime import datetime
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Sum
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent
-from conversations.models import ONGOING, Conversation, Customer, Status
+from conversations.models import ONGOING, Conversation, Customer, Message, Status
 from omnichannel import rows
-from workstreams.models import DistributionMode, Workstream, WrapUpCapacity
+from workstreams.models import DistributionMode, Queue, Workstream, WrapUpCapacity
 
 
 def _capacity_blocking(now: datetime) -> Q:
@@ -104,18 +116,12 @@ def readable_conversations(user):
 
 
 def _open_in_pick_queues(**agent: int) -> Q:
-    from django.db.models import Exists, OuterRef
-
-    from workstreams.models import Queue
-
     member = Queue.agents.through.objects.filter(queue_id=OuterRef("queue_id"), **agent)
     return Q(status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK) & Q(Exists(member))
 
 
 def waiting_counts(queue_ids: Iterable[int]) -> dict[int, int]:
     """Customers waiting for an agent (open conversations) per queue, in one query."""
-    from django.db.models import Count
-
     ids = list(queue_ids)
     counts = dict.fromkeys(ids, 0)
     rows = (
@@ -149,8 +155,6 @@ def message_page(
     ``before_seq`` (the page just older), or the latest ``limit``. Uses the
     ``(conversation, seq)`` unique index; the statement is written out once (omnichannel.rows:
     every history request and reconnect runs it)."""
-    from conversations.models import Message
-
     limit = max(1, min(int(limit), MAX_PAGE))
     if not 0 < conversation_id <= rows.MAX_INTEGER:
         return [], False
@@ -197,9 +201,6 @@ def _agents_conversation_sql(vendor: str) -> str:
 def capacity_used_expression(now: datetime | None = None):
     """The same derived capacity as ``capacity_used``, as an expression to annotate agents
     with (``Agent.objects.annotate(used=capacity_used_expression())``): one query for a list."""
-    from django.db.models import IntegerField, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
-
     now = now or timezone.now()
     units = (
         _blocking_conversations(now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
+from conversations.services import request_drain
 from workstreams.models import Queue
 
 
@@ -12,7 +13,5 @@ from workstreams.models import Queue
 def drain_when_agents_join_a_queue(sender, instance, action, reverse, pk_set, **kwargs):
     if action != "post_add" or not pk_set:
         return
-    from conversations.services import request_drain
-
     # Forward: instance is the queue; reverse (agent.queues.add): pk_set holds queue ids.
     request_drain(pk_set if reverse else [instance.pk])

@@ -10,6 +10,11 @@ from celery.signals import task_postrun
 from django.db.models import Avg, DurationField, ExpressionWrapper, F
 from django.utils import timezone
 
+from agents.models import Agent, Presence
+from conversations import events, services, sweeps
+from conversations.models import Conversation
+from workstreams.models import Queue
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,40 +22,17 @@ logger = logging.getLogger(__name__)
 def send_the_tasks_frames(**_kwargs) -> None:
     """A task's frames go out in batches while it runs (conversations.events); it is not done
     until they are sent."""
-    from conversations import events
-
     events.flush()
-
-
-def enqueue_drain(queue_ids: list[int], countdown: float | None = None) -> None:
-    """Ask a worker to drain these queues; if the broker is down, the minute sweep will."""
-    try:
-        drain_queues_task.apply_async(args=[queue_ids], countdown=countdown)
-    except Exception:
-        logger.warning("could not enqueue a drain of queues %s", queue_ids, exc_info=True)
-
-
-def enqueue_presence_refresh(agent_id: int, countdown: float | None = None) -> None:
-    """Ask a worker to let the agent's presence follow its capacity; if the broker is down,
-    the minute sweep will."""
-    try:
-        presence_refresh_task.apply_async(args=[agent_id], countdown=countdown)
-    except Exception:
-        logger.warning("could not enqueue a presence refresh of agent %s", agent_id, exc_info=True)
 
 
 @shared_task(acks_late=True)
 def presence_refresh_task(agent_id: int) -> None:
-    from conversations import services
-
     services.agent_presence_refresh(agent_id=agent_id)
 
 
 @shared_task(acks_late=True)
 def drain_queues_task(queue_ids: list[int] | None = None) -> int:
-    from conversations.assignment import drain_queues
-
-    return drain_queues(queue_ids)
+    return services.drain_queues(queue_ids)
 
 
 @shared_task(acks_late=True)
@@ -58,10 +40,6 @@ def sweep_task() -> dict[str, int]:
     """Every minute: auto-close (rule 11), affinity timeouts (rule 7), presence of agents whose
     capacity freed by itself (custom wrap-up blocks ending, capacity raised in the admin), then
     drain all queues (that capacity, operating hours opening, lost enqueues)."""
-    from agents.models import Agent, Presence
-    from conversations import services, sweeps
-    from conversations.assignment import drain_queues
-
     counts: dict[str, int] = {}
     for conversation_id, reason in sweeps.due(timezone.now()):
         try:
@@ -80,16 +58,13 @@ def sweep_task() -> dict[str, int]:
             services.agent_presence_refresh(agent_id=agent_id, drain=False)
         except Exception:
             logger.exception("sweep could not refresh the presence of agent %s", agent_id)
-    counts["assigned"] = drain_queues()
+    counts["assigned"] = services.drain_queues()
     return counts
 
 
 @shared_task(acks_late=True)
 def average_wait_task() -> int:
     """Recompute each queue's average wait from the last hour's first assignments."""
-    from conversations.models import Conversation
-    from workstreams.models import Queue
-
     since = timezone.now() - timedelta(hours=1)
     rows = (
         Conversation.objects.filter(first_assigned_at__gte=since)

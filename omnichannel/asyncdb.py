@@ -1,6 +1,6 @@
 """A few PostgreSQL connections on the server's event loop, for the one statement of a message.
 
-A message into an active conversation (``conversations.services.acustomer_message_send`` and
+A message into an active conversation (``conversations.realtime.acustomer_message_send`` and
 ``aagent_message_send``) is one SQL statement. Run through Django it costs a hop to a database
 thread and back, and six round trips (``BEGIN``, the row lock, the ``client_id`` lookup,
 ``INSERT``, ``UPDATE``, ``COMMIT``). Here it is one round trip on a psycopg ``AsyncConnection``

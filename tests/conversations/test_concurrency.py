@@ -11,10 +11,10 @@ from django.db import connection, connections
 
 from agents.models import Presence
 from conversations import services
-from conversations.assignment import drain_queue
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import capacity_used
+from conversations.services import drain_queue
 from tests.factories import AgentFactory, ChatWidgetFactory, CustomerFactory, QueueFactory, WorkstreamFactory
 from workstreams.models import DistributionMode
 

@@ -1,5 +1,5 @@
 """A message into an active conversation is one statement on the event loop's own connection
-(``services.acustomer_message_send``, ``services.aagent_message_send``, omnichannel.asyncdb); it
+(``realtime.acustomer_message_send``, ``realtime.aagent_message_send``, omnichannel.asyncdb); it
 writes what the full path writes, and every other case takes the full path. PostgreSQL only."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.utils import timezone
 
-from conversations import events, services
+from conversations import events, realtime, services
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Status
+from conversations.services.messages import _message_statement
 from omnichannel import asyncdb
 from tests.factories import CustomerFactory
 
@@ -77,10 +78,10 @@ async def test_a_customer_message_into_an_active_conversation_takes_no_thread_an
     persistent, two_active, full_path, settings
 ):
     (carol, fast), (dave, full) = two_active
-    result = await services.acustomer_message_send(widget=persistent, customer=carol, body=" Hi ", client_id="c-2")
+    result = await realtime.acustomer_message_send(widget=persistent, customer=carol, body=" Hi ", client_id="c-2")
     assert full_path == []
     settings.FAST_PATH_CONNECTIONS = 0
-    await services.acustomer_message_send(widget=persistent, customer=dave, body=" Hi ", client_id="c-2")
+    await realtime.acustomer_message_send(widget=persistent, customer=dave, body=" Hi ", client_id="c-2")
     assert full_path == ["customer_message_send"]
 
     (fast_row, fast_messages), (full_row, full_messages) = await rows(fast.pk), await rows(full.pk)
@@ -98,10 +99,10 @@ async def test_an_agent_message_into_an_active_conversation_takes_no_thread_and_
     two_active, alice, full_path, settings
 ):
     (_carol, fast), (_dave, full) = two_active
-    result = await services.aagent_message_send(conversation_id=fast.pk, agent=alice, body="Hello!", client_id="a-1")
+    result = await realtime.aagent_message_send(conversation_id=fast.pk, agent=alice, body="Hello!", client_id="a-1")
     assert full_path == []
     settings.FAST_PATH_CONNECTIONS = 0
-    await services.aagent_message_send(conversation_id=full.pk, agent=alice, body="Hello!", client_id="a-1")
+    await realtime.aagent_message_send(conversation_id=full.pk, agent=alice, body="Hello!", client_id="a-1")
     assert full_path == ["agent_message_send"]
 
     (fast_row, fast_messages), (full_row, full_messages) = await rows(fast.pk), await rows(full.pk)
@@ -125,7 +126,7 @@ async def test_the_message_frame_reaches_the_customer_the_agent_and_the_supervis
         await layer.group_add(group, channel)
         channels.append(channel)
     await asyncio.sleep(0.1)  # the subscriptions are in place
-    result = await services.aagent_message_send(conversation_id=conversation.pk, agent=alice, body="Hi", client_id="x")
+    result = await realtime.aagent_message_send(conversation_id=conversation.pk, agent=alice, body="Hi", client_id="x")
     for channel in channels:
         event = await asyncio.wait_for(layer.receive(channel), 5)
         assert event["frame"] == {"type": "message", "message": events.message_object(result.message)}
@@ -135,11 +136,11 @@ async def test_the_message_frame_reaches_the_customer_the_agent_and_the_supervis
 
 async def test_a_client_id_sent_again_returns_the_stored_message(persistent, two_active, alice, full_path):
     (carol, conversation), _other = two_active
-    first = await services.acustomer_message_send(widget=persistent, customer=carol, body="One", client_id="c-9")
-    again = await services.acustomer_message_send(widget=persistent, customer=carol, body="One", client_id="c-9")
+    first = await realtime.acustomer_message_send(widget=persistent, customer=carol, body="One", client_id="c-9")
+    again = await realtime.acustomer_message_send(widget=persistent, customer=carol, body="One", client_id="c-9")
     assert (again.created, again.message.pk, again.message.seq) == (False, first.message.pk, first.message.seq)
-    reply = await services.aagent_message_send(conversation_id=conversation.pk, agent=alice, body="Two", client_id="a")
-    reply_again = await services.aagent_message_send(
+    reply = await realtime.aagent_message_send(conversation_id=conversation.pk, agent=alice, body="Two", client_id="a")
+    reply_again = await realtime.aagent_message_send(
         conversation_id=conversation.pk, agent=alice, body="Two", client_id="a"
     )
     assert (reply_again.created, reply_again.message.pk) == (False, reply.message.pk)
@@ -152,7 +153,7 @@ async def test_the_same_client_id_at_the_same_moment_is_written_once(persistent,
     (carol, conversation), _other = two_active
     results = await asyncio.gather(
         *(
-            services.acustomer_message_send(widget=persistent, customer=carol, body="Once", client_id="same")
+            realtime.acustomer_message_send(widget=persistent, customer=carol, body="Once", client_id="same")
             for _ in range(6)
         )
     )
@@ -169,10 +170,10 @@ async def test_messages_from_both_sides_at_once_get_every_seq_exactly_once(persi
     sends = []
     for n in range(15):
         sends.append(
-            services.acustomer_message_send(widget=persistent, customer=carol, body=f"c{n}", client_id=f"c{n}")
+            realtime.acustomer_message_send(widget=persistent, customer=carol, body=f"c{n}", client_id=f"c{n}")
         )
         sends.append(
-            services.aagent_message_send(conversation_id=conversation.pk, agent=alice, body=f"a{n}", client_id=f"a{n}")
+            realtime.aagent_message_send(conversation_id=conversation.pk, agent=alice, body=f"a{n}", client_id=f"a{n}")
         )
     # One send in five through the full path, racing the statements for the same row lock.
     sends.extend(
@@ -192,7 +193,7 @@ async def test_messages_from_both_sides_at_once_get_every_seq_exactly_once(persi
 async def test_a_waiting_conversation_takes_the_full_path_and_resumes(two_active, alice, full_path):
     (_carol, conversation), _other = two_active
     await sync_to_async(services.conversation_wait)(conversation_id=conversation.pk, agent=alice)
-    result = await services.aagent_message_send(
+    result = await realtime.aagent_message_send(
         conversation_id=conversation.pk, agent=alice, body="Back", client_id="b"
     )
     assert full_path == ["agent_message_send"]
@@ -204,14 +205,14 @@ async def test_a_waiting_conversation_takes_the_full_path_and_resumes(two_active
 async def test_a_returning_customer_waiting_for_an_answer_takes_the_full_path(two_active, alice, full_path):
     (_carol, conversation), _other = two_active
     await sync_to_async(Conversation.objects.filter(pk=conversation.pk).update)(returned_at=timezone.now())
-    await services.aagent_message_send(conversation_id=conversation.pk, agent=alice, body="Hi", client_id="r")
+    await realtime.aagent_message_send(conversation_id=conversation.pk, agent=alice, body="Hi", client_id="r")
     assert full_path == ["agent_message_send"]
     row, _messages = await rows(conversation.pk)
     assert row.returned_at is None
 
 
 async def test_a_customer_without_an_active_conversation_takes_the_full_path(persistent, customer, full_path):
-    result = await services.acustomer_message_send(widget=persistent, customer=customer, body="New", client_id="n")
+    result = await realtime.acustomer_message_send(widget=persistent, customer=customer, body="New", client_id="n")
     assert full_path == ["customer_message_send"]
     assert result.created and result.message.seq >= 1
     row, messages = await rows(result.conversation.pk)
@@ -222,7 +223,7 @@ async def test_another_agents_or_no_conversation_is_not_found(two_active, bob, f
     (_carol, conversation), _other = two_active
     for conversation_id in (conversation.pk, 2**63, 0, -1):
         with pytest.raises(NotFound):
-            await services.aagent_message_send(conversation_id=conversation_id, agent=bob, body="No", client_id="z")
+            await realtime.aagent_message_send(conversation_id=conversation_id, agent=bob, body="No", client_id="z")
     assert full_path == ["agent_message_send"] * 4
     _row, messages = await rows(conversation.pk)
     assert [m.body for m in messages if m.client_id == "z"] == []
@@ -230,7 +231,7 @@ async def test_another_agents_or_no_conversation_is_not_found(two_active, bob, f
 
 async def test_a_connection_the_database_dropped_costs_no_message(persistent, two_active, full_path):
     (carol, conversation), _other = two_active
-    await services.acustomer_message_send(widget=persistent, customer=carol, body="One", client_id="k1")
+    await realtime.acustomer_message_send(widget=persistent, customer=carol, body="One", client_id="k1")
     assert full_path == []
 
     @sync_to_async
@@ -244,9 +245,9 @@ async def test_a_connection_the_database_dropped_costs_no_message(persistent, tw
             return len(cursor.fetchall())
 
     assert await terminate_other_backends() >= 1
-    second = await services.acustomer_message_send(widget=persistent, customer=carol, body="Two", client_id="k2")
+    second = await realtime.acustomer_message_send(widget=persistent, customer=carol, body="Two", client_id="k2")
     assert full_path == ["customer_message_send"]  # the statement failed; the full path wrote it
-    third = await services.acustomer_message_send(widget=persistent, customer=carol, body="Three", client_id="k3")
+    third = await realtime.acustomer_message_send(widget=persistent, customer=carol, body="Three", client_id="k3")
     assert full_path == ["customer_message_send"]  # a fresh connection took over
     row, messages = await rows(conversation.pk)
     assert [m.body for m in messages][-3:] == ["One", "Two", "Three"]
@@ -272,7 +273,7 @@ async def test_the_statement_reads_the_row_after_a_concurrent_change(persistent,
 
     holder = asyncio.ensure_future(hold_and_wait())
     await asyncio.sleep(0.2)
-    result = await services._message_statement(
+    result = await _message_statement(
         "customer",
         {"customer": carol.pk, "workstream": persistent.workstream_id, "agent": None, "author": "Carol"},
         "Late",
@@ -288,7 +289,7 @@ async def test_the_statement_reads_the_row_after_a_concurrent_change(persistent,
 async def test_a_connection_not_made_in_time_costs_no_message(persistent, two_active, full_path, monkeypatch):
     (carol, conversation), _other = two_active
     monkeypatch.setattr(asyncdb, "ACQUIRE_TIMEOUT", 1e-6)  # no new connection is made that fast
-    result = await services.acustomer_message_send(widget=persistent, customer=carol, body="Slow", client_id="s")
+    result = await realtime.acustomer_message_send(widget=persistent, customer=carol, body="Slow", client_id="s")
     assert full_path == ["customer_message_send"]
     row, messages = await rows(conversation.pk)
     assert messages[-1].body == "Slow" and result.message.seq == row.last_seq

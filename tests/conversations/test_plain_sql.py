@@ -1,5 +1,5 @@
 """The statements written out once (omnichannel/rows.py and their users: the message path in
-conversations/services.py, the message page, the API token) read and write exactly what the
+conversations/services/sql.py, the message page, the API token) read and write exactly what the
 ORM would, on either database."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from agents.models import ApiToken
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.selectors import is_agents_conversation, message_page
+from conversations.services import sql
 from omnichannel.authentication import token_with_user
 from tests.factories import CustomerFactory
 
@@ -28,7 +29,7 @@ def test_the_locked_row_holds_the_same_values_as_the_orms(persistent, customer, 
         waiting_since=timezone.now() - timedelta(hours=3), offline_notified=True, agent=alice
     )
     with transaction.atomic():
-        row = services._lock_row("id = %s", [conversation.pk])
+        row = sql._lock_row("id = %s", [conversation.pk])
     expected = Conversation.objects.get(pk=conversation.pk)
     assert field_values(row) == field_values(expected)
     assert row._state.adding is False and row._state.db == "default"
@@ -37,7 +38,7 @@ def test_the_locked_row_holds_the_same_values_as_the_orms(persistent, customer, 
 
 def test_no_row_is_none(db):
     with transaction.atomic():
-        assert services._lock_row("id = %s", [123456]) is None
+        assert sql._lock_row("id = %s", [123456]) is None
 
 
 def test_an_inserted_message_reads_back_as_written(persistent, customer):
@@ -95,7 +96,7 @@ def test_the_agents_own_conversation_is_told_apart_from_others(persistent, custo
 
 
 def test_an_assignment_writes_every_field_it_changed(live, alice, bob):
-    """An assignment writes the fields it changes (services._ASSIGNED_FIELDS), not the whole
+    """An assignment writes the fields it changes (services.assignment._ASSIGNED_FIELDS), not the whole
     row: what the service holds in memory afterwards is what the database holds."""
     customer = CustomerFactory(authentication_setting=None, widget=live)
     conversation = services.customer_message_send(widget=live, customer=customer, body="Hi").conversation

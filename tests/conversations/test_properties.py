@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from agents.models import Agent, Presence
 from conversations import services
-from conversations.assignment import drain_queues
 from conversations.errors import DomainError
 from conversations.models import TRANSITIONS, Conversation, Customer, Message, Status
+from conversations.services import drain_queues
 from conversations.tasks import sweep_task
 from tests.factories import (
     AgentFactory,

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from agents.models import Agent, Presence
 from conversations import services
-from conversations.assignment import drain_queues
 from conversations.errors import (
     AgentUnavailable,
     BodyEmpty,
@@ -25,6 +24,7 @@ from conversations.errors import (
 )
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import agent_capacity, current_conversation
+from conversations.services import drain_queues
 from conversations.tasks import average_wait_task, sweep_task
 from tests.factories import (
     AgentFactory,
@@ -394,7 +394,7 @@ def test_ending_drains_the_queue_when_wrap_up_does_not_block_capacity(live, alic
 
 
 def test_a_custom_wrap_up_block_drains_the_queue_when_it_ends(live, alice, commit, monkeypatch):
-    from conversations import tasks
+    from conversations import jobs, tasks
 
     live.workstream.wrap_up_capacity = WrapUpCapacity.CUSTOM
     live.workstream.wrap_up_block_duration = timedelta(minutes=2)
@@ -406,7 +406,7 @@ def test_a_custom_wrap_up_block_drains_the_queue_when_it_ends(live, alice, commi
         second = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
     scheduled = []
     monkeypatch.setattr(
-        tasks, "enqueue_presence_refresh", lambda agent_id, countdown=None: scheduled.append((agent_id, countdown))
+        jobs, "enqueue_presence_refresh", lambda agent_id, countdown=None: scheduled.append((agent_id, countdown))
     )
     with commit():
         services.conversation_end(conversation_id=first.pk, agent=alice)
@@ -981,10 +981,10 @@ def test_conversation_frames_reach_the_customer_in_the_order_of_the_changes(
 
 
 def test_only_a_conversation_entering_the_queue_asks_for_a_drain(persistent, customer, monkeypatch, commit):
-    from conversations import tasks
+    from conversations import jobs
 
     drains = []
-    monkeypatch.setattr(tasks, "enqueue_drain", lambda ids, countdown=None: drains.append(ids))
+    monkeypatch.setattr(jobs, "enqueue_drain", lambda ids, countdown=None: drains.append(ids))
     with commit():
         say(persistent, customer, "first")
     assert drains == [[persistent.workstream.queue_id]]

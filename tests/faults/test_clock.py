@@ -24,9 +24,9 @@ from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from conversations import services, sweeps
-from conversations.assignment import drain_queues
 from conversations.errors import OutsideOperatingHours
 from conversations.models import Conversation, Customer, Status
+from conversations.services import drain_queues
 from conversations.tasks import sweep_task
 from tests.conversations.conftest import *  # noqa: F403 - the engine's cast (widgets, agents, customers)
 from tests.conversations.test_concurrency import run_concurrently

@@ -1,0 +1,90 @@
+"""The conversation engine: every change of conversation state, and nothing else.
+
+Each function runs in one transaction, locks what it changes (the conversation first, then
+the agent), checks the transition table, raises a typed ``DomainError``, and publishes with
+``transaction.on_commit`` (conversations.events). Views, consumers, tasks and the admin call
+these functions and nothing else writes ``Conversation.status`` or creates a ``Message``.
+
+Adapters call the engine through this package (``services.customer_message_send(...)``); its
+modules, each importing only those after it in this list:
+
+- ``messages``: a customer or an agent writes, an agent reads; the one statement of a message
+- ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
+- ``presence``: an agent's presence, a customer's open sockets
+- ``assignment``: push assignment in batches, pick, assign, drains, live queue messages
+- ``common``: the steps of every service (lock, move, append a message, save and publish)
+- ``sql``: every statement written out by hand
+
+Who may take a conversation, and in which order, is decided by conversations.policy; Celery
+work is asked for by task name through conversations.jobs.
+"""
+
+from conversations.services.assignment import (
+    conversation_assign,
+    conversation_pick,
+    drain_queue,
+    drain_queues,
+    queue_positions_notify,
+    request_drain,
+)
+from conversations.services.lifecycle import (
+    conversation_affinity_expire,
+    conversation_auto_close,
+    conversation_close,
+    conversation_end,
+    conversation_force_close,
+    conversation_resume,
+    conversation_transfer,
+    conversation_wait,
+    customer_conversation_end,
+)
+from conversations.services.messages import (
+    MAX_BODY,
+    MAX_CLIENT_ID,
+    MAX_ID,
+    SendResult,
+    agent_message_send,
+    clean_body,
+    clean_client_id,
+    conversation_mark_read,
+    customer_message_send,
+)
+from conversations.services.presence import (
+    agent_presence_refresh,
+    agent_set_presence,
+    customer_connected,
+    customer_disconnected,
+    sync_presence,
+)
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_CLIENT_ID",
+    "MAX_ID",
+    "SendResult",
+    "agent_message_send",
+    "agent_presence_refresh",
+    "agent_set_presence",
+    "clean_body",
+    "clean_client_id",
+    "conversation_affinity_expire",
+    "conversation_assign",
+    "conversation_auto_close",
+    "conversation_close",
+    "conversation_end",
+    "conversation_force_close",
+    "conversation_mark_read",
+    "conversation_pick",
+    "conversation_resume",
+    "conversation_transfer",
+    "conversation_wait",
+    "customer_connected",
+    "customer_conversation_end",
+    "customer_disconnected",
+    "customer_message_send",
+    "drain_queue",
+    "drain_queues",
+    "queue_positions_notify",
+    "request_drain",
+    "sync_presence",
+]

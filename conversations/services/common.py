@@ -1,0 +1,145 @@
+"""The steps every service is made of: lock the rows it changes (``_locked``, ``_locked_mine``,
+``_locked_agent``, ``_ongoing``), move the conversation through the one table of transitions
+(``_move``), append messages (``_append``, ``_system``), save and publish (``_save``).
+
+Lock order everywhere: conversation row, then the queue row, then agent rows in id order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agents.models import Agent
+from conversations import events
+from conversations.errors import InvalidTransition, NotFound
+from conversations.models import ONGOING, TRANSITIONS, Conversation, Customer, Message, Sender, Status
+from conversations.services.sql import _insert_message, _lock_row
+from workstreams.models import ChatWidget
+from workstreams.selectors import automated_message
+
+
+def _locked(conversation_id: int) -> Conversation:
+    try:
+        return (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("workstream", "queue", "customer", "agent__user", "widget")
+            .get(pk=conversation_id)
+        )
+    except Conversation.DoesNotExist:
+        raise NotFound() from None
+
+
+def _locked_agent(agent_id: int) -> Agent:
+    return Agent.objects.select_for_update(of=("self",)).select_related("user").get(pk=agent_id)
+
+
+def _check_agent(conversation: Conversation, agent: Agent) -> None:
+    """An agent acts only on conversations assigned to it; anything else does not exist."""
+    if conversation.agent_id != agent.pk:
+        raise NotFound()
+
+
+def _locked_mine(conversation_id: int, agent: Agent, *statuses: str) -> Conversation:
+    """The agent's own conversation, locked, in one of ``statuses`` (else invalid_transition)."""
+    conversation = _locked(conversation_id)
+    _check_agent(conversation, agent)
+    if conversation.status not in statuses:
+        raise InvalidTransition()
+    return conversation
+
+
+def _ongoing(customer: Customer, workstream_id: int, widget: ChatWidget | None = None) -> Conversation | None:
+    """The customer's ongoing conversation, locked. Only its own row is read: the customer and
+    the widget's workstream are attached from what the caller holds, anything else loads on
+    first use (the message path needs none of it; a join of six tables cost more to plan than
+    to run)."""
+    conversation = _lock_row(
+        "customer_id = %s AND workstream_id = %s AND status IN (%s, %s, %s)", [customer.pk, workstream_id, *ONGOING]
+    )
+    if conversation is not None:
+        conversation.customer = customer
+        if widget is not None and widget.workstream_id == workstream_id:
+            conversation.workstream = widget.workstream
+            if conversation.widget_id == widget.pk:
+                conversation.widget = widget
+    return conversation
+
+
+def _move(conversation: Conversation, to: str) -> None:
+    if to not in TRANSITIONS[conversation.status]:
+        raise InvalidTransition()
+    if Status.OPEN in (conversation.status, to):
+        _queue_changed(conversation)
+    conversation.status = to
+
+
+def _queue_changed(conversation: Conversation) -> None:
+    """The number of customers waiting in the conversation's queue may have changed; ``_save``
+    publishes the new count (the inbox's live "waiting" figure)."""
+    touched = conversation.__dict__.setdefault("_queues_touched", set())
+    touched.add(conversation.queue_id)
+
+
+def _append(
+    conversation: Conversation,
+    now: datetime,
+    *,
+    sender: str,
+    body: str,
+    kind: str = "",
+    agent: Agent | None = None,
+    author: str = "",
+    client_id: str | None = None,
+) -> Message:
+    """Add a message with the next ``seq``; the conversation row is locked by the caller,
+    and the caller saves ``last_seq`` with the rest of its changes."""
+    message = _next_message(
+        conversation, now, sender=sender, body=body, kind=kind, agent=agent, author=author, client_id=client_id
+    )
+    _insert_message(message)
+    events.publish_message(message)
+    return message
+
+
+def _next_message(conversation: Conversation, now: datetime, **fields: object) -> Message:
+    """The conversation's next message (``seq``), not saved yet."""
+    conversation.last_seq += 1
+    return Message(conversation=conversation, seq=conversation.last_seq, created_at=now, **fields)
+
+
+def _system(
+    conversation: Conversation, now: datetime, kind: str, *, templates: dict | None = None, **values: object
+) -> Message:
+    """An automated message; ``templates`` caches the message rows across one batch."""
+    body = _template(conversation, kind, templates).render(**values)
+    return _append(conversation, now, sender=Sender.SYSTEM, body=body, kind=kind)
+
+
+def _template(conversation: Conversation, kind: str, templates: dict | None):
+    key = (conversation.workstream_id, kind, conversation.language)
+    template = templates.get(key) if templates is not None else None
+    if template is None:
+        template = automated_message(conversation.workstream, kind, conversation.language)
+        if templates is not None:
+            templates[key] = template
+    return template
+
+
+def _save(
+    conversation: Conversation,
+    *,
+    previous_agent_id: int | None = None,
+    publish: bool = True,
+    queues_touched: set[int] | None = None,
+) -> None:
+    """Save and publish; the waiting counts of the queues the change touched are published
+    after the commit, or gathered in ``queues_touched`` by a caller that saves several."""
+    conversation.save()
+    if publish:
+        events.publish_conversation(conversation, previous_agent_id=previous_agent_id)
+    touched = conversation.__dict__.pop("_queues_touched", None)
+    if touched:
+        if queues_touched is not None:
+            queues_touched.update(touched)
+        else:
+            events.publish_queue_waiting(touched)

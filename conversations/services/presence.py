@@ -1,0 +1,97 @@
+"""Presence and connections: an agent's chosen presence, the presence that follows capacity
+(rule 13; conversations.policy.presence_for says which), and how many sockets a customer has
+open (the live-chat disconnect grace of the sweep reads it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import Agent, Presence
+from conversations import events
+from conversations.errors import ValidationFailed
+from conversations.models import Customer
+from conversations.policy import AUTOMATIC_PRESENCES, presence_for
+from conversations.selectors import capacity_used
+from conversations.services.assignment import _agent_queue_ids, request_drain
+from conversations.services.common import _locked_agent
+
+
+class Identified(Protocol):
+    """A row's primary key: a model instance, or what a socket keeps of one
+    (conversations.realtime.CustomerRef)."""
+
+    @property
+    def pk(self) -> int: ...
+
+
+def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
+    """Presence follows capacity unless the agent chose otherwise: free -> available,
+    partly used -> busy, full -> busy_dnd."""
+    now = now or timezone.now()
+    agent = _locked_agent(agent_id)
+    if agent.presence_auto and agent.presence in AUTOMATIC_PRESENCES:
+        _follow_capacity(agent, capacity_used([agent.pk], now)[agent.pk], now)
+    return agent
+
+
+def _follow_capacity(agent: Agent, used: int, now: datetime) -> None:
+    """``sync_presence`` for an agent locked by the caller, who knows its capacity in use."""
+    presence = presence_for(agent, used)
+    if presence != agent.presence:
+        agent.presence = presence
+        agent.save(update_fields=["presence"])
+        events.publish_agent(agent, now, used)
+
+
+def agent_set_presence(*, agent: Agent, presence: str) -> Agent:
+    """Choosing "available" lets presence follow capacity again (rule 13); any other
+    choice sticks. A presence that allows work triggers the agent's queues to drain."""
+    if presence not in Presence.values:
+        raise ValidationFailed(f"presence must be one of {', '.join(Presence.values)}")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked_agent(agent.pk)
+        locked.presence = presence
+        locked.presence_auto = presence == Presence.AVAILABLE
+        locked.save(update_fields=["presence", "presence_auto"])
+        locked = sync_presence(locked.pk, now)
+        events.publish_agent(locked, now)
+        request_drain(_agent_queue_ids(locked.pk))
+    return locked
+
+
+def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:
+    """Capacity that frees by itself (a custom wrap-up block ending, a capacity raised in the
+    admin): presence follows it (rule 13), and the agent's queues drain (rule 4)."""
+    now = timezone.now()
+    with transaction.atomic():
+        agent = sync_presence(agent_id, now)
+        if drain:
+            request_drain(_agent_queue_ids(agent_id))
+    return agent
+
+
+def customer_connected(*, customer: Customer | Identified) -> None:
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        if locked is None:  # erased meanwhile (conversations.privacy)
+            return
+        locked.connection_count += 1
+        locked.disconnected_at = None
+        locked.save(update_fields=["connection_count", "disconnected_at"])
+
+
+def customer_disconnected(*, customer: Customer | Identified) -> None:
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        if locked is None:  # erased while connected: nothing left to record
+            return
+        locked.connection_count = max(locked.connection_count - 1, 0)
+        if locked.connection_count == 0:
+            locked.disconnected_at = timezone.now()
+        locked.save(update_fields=["connection_count", "disconnected_at"])

@@ -1,0 +1,156 @@
+"""Every statement of the engine written out by hand, and the helpers that run them.
+
+A message runs a few statements. Profiled under load, Django's query compiler spent more CPU
+building them than PostgreSQL spent running them, so they are written out once here (from the
+models' metadata) and run on Django's own connection: same transaction, same row locks, same
+on_commit hooks, same conversions of values (raw() and get_db_prep_save), on either database.
+The one statement of a message into an active conversation (``_statement_sql``) runs instead on
+a connection of the server's event loop (conversations.services.messages._message_statement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from django.db import connection, models
+
+from conversations.models import ONGOING, Conversation, Message, Sender, Status
+from omnichannel import rows
+
+
+def _lock_row(where: str, params: list) -> Conversation | None:
+    """The first conversation row matching ``where`` (a constant condition written in the engine;
+    values go in ``params``), locked (``FOR UPDATE``) where the database can lock rows."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{rows.select(Conversation)} WHERE {where} ORDER BY id LIMIT 1{lock}", params)
+        row = cursor.fetchone()
+    return None if row is None else rows.instance(Conversation, row)
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(vendor: str) -> tuple[str, tuple, bool]:
+    """``INSERT INTO message (<every column but id>) … RETURNING id`` where the database can."""
+    meta = Message._meta
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    returning = connection.features.can_return_columns_from_insert
+    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    if returning:
+        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
+    return sql, fields, returning
+
+
+def _insert_message(message: Message) -> None:
+    """``message.save(force_insert=True)`` without compiling the INSERT for every message
+    (Message has no save() override and no save signals)."""
+    sql, fields, returning = _insert_sql(connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        if returning:
+            pk = cursor.fetchone()[0]
+        else:
+            pk = connection.ops.last_insert_id(cursor, Message._meta.db_table, Message._meta.pk.column)
+    message.pk = pk
+    message._state.adding = False
+    message._state.db = connection.alias
+
+
+def _has_client_message(conversation_ids: list[int], sender: str, client_id: str) -> int | None:
+    """The id of the message ``sender`` wrote with ``client_id`` in those conversations, if any
+    (an index lookup on (conversation, sender, client_id))."""
+    marks = ", ".join(["%s"] * len(conversation_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {connection.ops.quote_name(Message._meta.db_table)} "  # noqa: S608 - values bound
+            f"WHERE conversation_id IN ({marks}) AND sender = %s AND client_id = %s LIMIT 1",
+            [*conversation_ids, sender, client_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@lru_cache(maxsize=32)
+def _update_sql(vendor: str, model: type[models.Model], names: tuple[str, ...]) -> tuple[str, tuple]:
+    fields = tuple(model._meta.get_field(name) for name in names)
+    sets = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    return f"UPDATE {table} SET {sets} WHERE {pk} = %s", fields  # noqa: S608 - column names from the model
+
+
+def _save_fields(conversation: Conversation, *names: str) -> None:
+    """Write these fields of a locked conversation (a message that changed nothing else)."""
+    _save_fields_of([conversation], names)
+
+
+def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> None:
+    """``save(update_fields=names)`` of these locked objects of one model (which has no save()
+    override and no save signals): one UPDATE compiled once, sent for every row at once
+    (on PostgreSQL psycopg's ``executemany`` pipelines them: one round trip, not one per row)."""
+    if not objs:
+        return
+    sql, fields = _update_sql(connection.vendor, type(objs[0]), names)
+    params = [
+        [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields), row.pk] for row in objs
+    ]
+    with connection.cursor() as cursor:
+        if len(params) == 1:
+            cursor.execute(sql, params[0])
+        else:
+            cursor.executemany(sql, params)
+
+
+# The message row, from the conversation row the statement updated (``c``) and the parameters.
+_STATEMENT_VALUES = {
+    "conversation_id": "c.id",
+    "seq": "c.last_seq",
+    "sender": "%(sender)s",
+    "agent_id": "%(agent)s",
+    "author": "%(author)s",
+    "kind": "''",
+    "body": "%(body)s",
+    "client_id": "%(client_id)s",
+    "created_at": "%(now)s",
+}
+
+
+@lru_cache(maxsize=2)
+def _statement_sql(sender: str) -> str:
+    """The statement of ``_message_statement`` (PostgreSQL). The UPDATE locks the row; should the
+    conversation change while it waits, PostgreSQL checks the conditions again on the new row."""
+    quote = connection.ops.quote_name
+    conversations = quote(Conversation._meta.db_table)
+    messages = quote(Message._meta.db_table)
+    fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(_STATEMENT_VALUES[field.attname] for field in fields)
+    ongoing = ", ".join(f"'{status}'" for status in ONGOING)
+    if sender == Sender.CUSTOMER:
+        update = f"""UPDATE {conversations} AS t
+            SET last_seq = t.last_seq + 1, last_customer_message_at = %(now)s, last_activity_at = %(now)s
+            WHERE t.id = (
+                SELECT id FROM {conversations}
+                WHERE customer_id = %(customer)s AND workstream_id = %(workstream)s AND status IN ({ongoing})
+                ORDER BY id LIMIT 1
+            ) AND t.status = '{Status.ACTIVE}'"""  # noqa: S608 - names from the models
+    else:
+        update = f"""UPDATE {conversations} AS t
+            SET last_seq = t.last_seq + 1, last_agent_message_at = %(now)s, last_activity_at = %(now)s,
+                agent_read_seq = t.last_seq + 1
+            WHERE t.id = %(conversation)s AND t.agent_id = %(agent)s AND t.status = '{Status.ACTIVE}'
+                AND t.returned_at IS NULL"""  # noqa: S608 - names from the models
+    return f"""WITH c AS (
+        {update}
+            AND NOT EXISTS (
+                SELECT 1 FROM {messages} AS m
+                WHERE m.conversation_id = t.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
+            )
+        RETURNING t.id, t.last_seq, t.customer_id, t.workstream_id, t.agent_id
+    ), m AS (
+        INSERT INTO {messages} ({columns}) SELECT {values} FROM c RETURNING id
+    )
+    SELECT m.id, c.id, c.last_seq, c.customer_id, c.workstream_id, c.agent_id FROM m, c"""  # noqa: S608 - names from the models
