@@ -95,7 +95,7 @@ class ApiToken(models.Model):
     and the agent socket's ``{"type": "auth", "token": <key>}``. Only the key's digest is
     stored; the key is shown once, when the token is issued. A user may hold several.
 
-    Revoking is deleting (``revoke()``, the admin, a queryset, or the user's deletion): every
+    Revoking is deleting (the admin, ``delete()`` of a token or a queryset, or the user's deletion): every
     path sends ``post_delete`` with ``sender=ApiToken`` and the instance, whose ``pk`` is what
     ``request.auth.pk`` and the agent socket's ``api_token_id`` hold."""
 
@@ -124,8 +124,3 @@ class ApiToken(models.Model):
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         self.prefix, self.digest = key[:SHOWN_PREFIX], key_digest(key)
         return key
-
-    def revoke(self) -> None:
-        """The key stops working at once (the next request, and the agent sockets that listen
-        to ``post_delete``)."""
-        self.delete()

@@ -114,6 +114,10 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     frame_burst = 40
     # The client address this socket is counted under (omnichannel.socketcap), once counted.
     counted_address: str | None = None
+    # A socket's one timer after authentication (``set_timer``), and the event it queues when it
+    # fires, handled like a group event: a customer's token runs out, an agent's access is checked.
+    timer: asyncio.TimerHandle | None = None
+    timer_event: str = ""
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' ``AsyncConsumer.__call__`` without a channel of its own: no
@@ -171,10 +175,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             self.channel_layer.close_inbox(self.channel_name)
             if getattr(self, "auth_deadline", None) is not None:
                 self.auth_deadline.cancel()
-            for timer in self.__dict__.pop("_timers", {}).values():
-                timer.cancel()
-            if getattr(self, "expiry", None) is not None:
-                self.expiry.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
             drainer = self._drainer
             if drainer is not None and drainer is not asyncio.current_task():
                 drainer.cancel()
@@ -253,18 +255,17 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             AUTH_TIMEOUT, self._auth_deadline_passed, AUTH_TIMEOUT
         )
 
-    def deliver_later(self, name: str, delay: float, event: dict[str, Any]) -> None:
-        """``event`` queued like a group event after ``delay`` seconds, under ``name`` (a later
-        call with the same name replaces it). Timers, not tasks: a socket keeps only a handle;
-        they end with the consumer."""
-        timers = self.__dict__.setdefault("_timers", {})
-        if name in timers:
-            timers.pop(name).cancel()
-        timers[name] = asyncio.get_running_loop().call_later(delay, self._timer_fired, name, event)
+    def set_timer(self, delay: float) -> None:
+        """Queue ``timer_event`` in ``delay`` seconds, replacing the timer set before. A handle
+        and a bound method per socket (no task, no event kept until it fires), run in the
+        consumer's own context; it ends with the consumer."""
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(delay, self._timer_fired, context=self._context)
 
-    def _timer_fired(self, name: str, event: dict[str, Any]) -> None:
-        self._timers.pop(name, None)
-        self._deliver(event)
+    def _timer_fired(self) -> None:
+        self.timer = None
+        self._deliver({"type": self.timer_event})
 
     def _auth_deadline_passed(self, timeout: float) -> None:
         self.auth_deadline = None
@@ -446,6 +447,7 @@ class WidgetConsumer(ProtocolConsumer):
     """``/ws/widget/<widget_key>/``: one customer of one widget."""
 
     renewable = True  # a fresh token before the last one expires keeps the socket
+    timer_event = "credentials.expired"  # the token this socket authenticated with ran out
 
     async def connect(self) -> None:
         await super().connect()
@@ -460,8 +462,6 @@ class WidgetConsumer(ProtocolConsumer):
             await self.send_error(error.code, error.detail, close=CLOSE_FORBIDDEN)
             return
         self.customer: Customer | realtime.CustomerRef | None = None
-        # Fires when the token this socket authenticated with runs out (None once it fired).
-        self.expiry: asyncio.TimerHandle | None = None
         self.conversation_id: int | None = None
         self.agent_id: int | None = None
         self.last_typing = 0.0
@@ -498,13 +498,8 @@ class WidgetConsumer(ProtocolConsumer):
                 "invalid_token", "The token names another customer; reconnect.", close=CLOSE_UNAUTHENTICATED
             )
             return
-        # Closed (4401) when the token runs out, unless a fresh one came first. A timer of its
-        # own in the consumer's context: a handle and a bound method per idle socket.
-        if self.expiry is not None:
-            self.expiry.cancel()
-        self.expiry = asyncio.get_running_loop().call_later(
-            max(0.0, valid_until - time.time()), self._token_ran_out, context=self._context
-        )
+        # Closed (4401) when the token runs out, unless a fresh one came first.
+        self.set_timer(max(0.0, valid_until - time.time()))
         self.customer = customer
         if not renewal:
             self.mark_authenticated()
@@ -528,12 +523,8 @@ class WidgetConsumer(ProtocolConsumer):
         widget = self.widget if isinstance(self.widget, ChatWidget) else get_widget(pk=self.widget.pk)
         return authenticate_customer_until(widget, token)
 
-    def _token_ran_out(self) -> None:
-        self.expiry = None
-        self._deliver({"type": "credentials.expired"})
-
     async def credentials_expired(self, event: dict[str, Any]) -> None:
-        if self.expiry is None:  # else a fresh token came after the timer fired
+        if self.timer is None:  # else a fresh token came after the timer fired
             await self.send_error(
                 "invalid_token",
                 "The token expired; send a fresh auth frame before it does, or reconnect.",

@@ -94,14 +94,10 @@ def readable_by(user) -> Q:
         return Q(pk__in=[])
     if user.is_staff:
         return Q()
-    return visible_to_agent_user(user.pk)
-
-
-def visible_to_agent_user(user_id: int) -> Q:
-    """``readable_by`` for an agent, by its user's id, so a request needs no query for the
-    agent first. (A user that is no agent sees nothing.) Earlier conversations of a customer
-    are readable only once closed: a conversation the customer has now with another agent, in
-    a queue this agent is not in, is not this agent's to read."""
+    # By the user's id, so a request needs no query for the agent first (a user that is no agent
+    # reads nothing). A conversation the customer has now with another agent, in a queue this
+    # agent is not in, is not this agent's to read: earlier ones only once closed.
+    user_id = user.pk
     held = Conversation.objects.filter(agent__user_id=user_id, status__in=HELD).values("customer_id")
     return (
         Q(agent__user_id=user_id)

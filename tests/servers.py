@@ -3,13 +3,16 @@ WebSocket protocol every real start of the server uses (omnichannel.limits.uvico
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import uvicorn
+import websockets
 
 from omnichannel.limits import WS_MAX_SIZE
 from omnichannel.wsprotocol import WebSocketProtocol
@@ -47,3 +50,12 @@ def uvicorn_in_thread(app, port: int | None = None, timeout: float = 20) -> Iter
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+async def close_code(ws, timeout: float = 10) -> int:
+    """The code a real server closed a ``websockets`` client with, reading whatever came before."""
+    async with asyncio.timeout(timeout):
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await ws.recv()
+    return closed.value.rcvd.code

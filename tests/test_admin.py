@@ -193,18 +193,24 @@ def test_widget_admin_shows_the_embed_snippet(admin_client, settings):
     assert "data-widget-key=&quot;shop&quot;" in content  # escaped inside the textarea
 
 
+def authentication_setting_form(public_key: str, **fields: str) -> dict:
+    """The admin's add form of an authentication setting "Shop" with one key."""
+    return {
+        "name": "Shop",
+        "issuer": "https://shop.example.com",
+        "keys-TOTAL_FORMS": 1,
+        "keys-INITIAL_FORMS": 0,
+        "keys-MIN_NUM_FORMS": 1,
+        "keys-0-kid": "k1",
+        "keys-0-public_key": public_key,
+        **fields,
+    }
+
+
 def test_authentication_admin_reports_a_key_that_does_not_parse(admin_client):
     response = admin_client.post(
         reverse("admin:workstreams_authenticationsetting_add"),
-        {
-            "name": "Shop",
-            "issuer": "https://shop.example.com",
-            "keys-TOTAL_FORMS": 1,
-            "keys-INITIAL_FORMS": 0,
-            "keys-MIN_NUM_FORMS": 1,
-            "keys-0-kid": "k1",
-            "keys-0-public_key": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----",
-        },
+        authentication_setting_form("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"),
     )
     assert response.status_code == 200
     assert "public_key" in response.context["inline_admin_formsets"][0].formset.forms[0].errors
@@ -237,17 +243,11 @@ def test_authentication_setting_admin_sets_the_maximum_token_lifetime(admin_clie
 
     response = admin_client.post(
         reverse("admin:workstreams_authenticationsetting_add"),
-        {
-            "name": "Shop",
-            "issuer": "https://shop.example.com",
+        authentication_setting_form(
+            public_pem(rsa_key()),
             # days, hours, minutes, seconds (DurationPartsWidget); 721 hours is over 30 days
             **{f"max_token_lifetime_{i}": part for i, part in enumerate(["", hours, "", ""])},
-            "keys-TOTAL_FORMS": 1,
-            "keys-INITIAL_FORMS": 0,
-            "keys-MIN_NUM_FORMS": 1,
-            "keys-0-kid": "k1",
-            "keys-0-public_key": public_pem(rsa_key()),
-        },
+        ),
     )
     if saved:
         assert response.status_code == 302

@@ -64,7 +64,7 @@ def off_thread(function, *args, **kwargs):
     return outcome.get("value")
 
 
-def customer_token(widget, sub: str = "carol", name: str = "Carol", minutes: int = 30) -> str:
+def customer_token(widget, sub: str = "carol", name: str = "Carol", minutes: float = 30) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": sub,
@@ -484,18 +484,24 @@ def test_a_signed_widget_without_a_token_asks_the_customer_to_sign_in(live_url, 
     expect(panel.get_by_label("Your message")).to_be_hidden()
 
 
-def test_the_loader_asks_get_auth_token_again_when_the_token_expired(live_url, new_page, persistent, alice):
-    expired = customer_token(persistent, minutes=-5)
-    fresh = customer_token(persistent)
-    page = new_page()
+def host_gives_tokens(page, first: str, then: str) -> None:
+    """The host page's ``getAuthToken`` answers ``first``, then ``then`` on every later call;
+    ``window.tokenCalls`` counts the calls."""
     page.add_init_script(
         f"""if (window.top === window) {{
             window.tokenCalls = 0;
             window.OmnichannelWidget = {{
-                getAuthToken: async () => (++window.tokenCalls === 1 ? "{expired}" : "{fresh}"),
+                getAuthToken: async () => (++window.tokenCalls === 1 ? "{first}" : "{then}"),
             }};
         }}"""
     )
+
+
+def test_the_loader_asks_get_auth_token_again_when_the_token_expired(live_url, new_page, persistent, alice):
+    expired = customer_token(persistent, minutes=-5)
+    fresh = customer_token(persistent)
+    page = new_page()
+    host_gives_tokens(page, expired, fresh)
     panel = open_demo(page, live_url, "persistent")
     write(panel, "Signed in again")
     sent(panel, "Signed in again")
@@ -506,9 +512,7 @@ def test_the_panel_renews_a_token_about_to_expire_on_the_open_socket(live_url, n
     """A token a minute and a few seconds from its exp: the panel asks the host for a fresh one
     and sends it in an auth frame on the same socket (answered ready), instead of waiting for
     the server to close the socket (4401)."""
-    now = datetime.now(UTC)
-    claims = {"sub": "carol", "iss": persistent.authentication_setting.issuer, "iat": now}
-    expiring = jwt.encode({**claims, "exp": now + timedelta(seconds=63)}, rsa_key(), algorithm="RS256")
+    expiring = customer_token(persistent, minutes=63 / 60)
     fresh = customer_token(persistent)
     page = new_page()
     sockets, auth_tokens = [], []
@@ -519,14 +523,7 @@ def test_the_panel_renews_a_token_about_to_expire_on_the_open_socket(live_url, n
         if frame.get("type") == "auth":
             auth_tokens.append(frame["token"])
 
-    page.add_init_script(
-        f"""if (window.top === window) {{
-            window.tokenCalls = 0;
-            window.OmnichannelWidget = {{
-                getAuthToken: async () => (++window.tokenCalls === 1 ? "{expiring}" : "{fresh}"),
-            }};
-        }}"""
-    )
+    host_gives_tokens(page, expiring, fresh)
     panel = open_demo(page, live_url, "persistent")
     write(panel, "Before the renewal")
     sent(panel, "Before the renewal")

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
 
 from omnichannel.asgi import application
 from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
@@ -110,6 +112,26 @@ class Socket:
         if not self.finished:
             self.finished = True
             await self.communicator.disconnect(timeout=3)
+
+
+def logged_in(user) -> Client:
+    """A test client signed in as ``user`` (a session in the database)."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+async def session_socket(socket, client: Client) -> Socket:
+    """An agent socket opened with ``client``'s session cookie: ``ready`` without an auth frame."""
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    s = socket(
+        "/ws/agent/",
+        origin="http://testserver",
+        headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
+    )
+    assert await s.connect()
+    assert (await s.next())["type"] == "ready"
+    return s
 
 
 def messages(frames) -> list[dict]:

@@ -12,8 +12,6 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async as in_db
-from django.conf import settings
-from django.test import Client
 
 from agents import consumers as agent_consumers
 from agents.models import Agent, ApiToken
@@ -25,8 +23,8 @@ from conversations.authentication import (
 )
 from conversations.consumers import CLOSE_UNAUTHENTICATED
 from conversations.models import Customer
-from tests.factories import api_key
-from tests.realtime.conftest import customer_token
+from tests.realtime.conftest import customer_token, logged_in, session_socket
+from tests.realtime.test_agent_socket import connect_agent
 from workstreams import authentication as jwt_auth
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,31 +33,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WITHIN = 5
 
 
-async def token_socket(socket, user):
-    key = await in_db(api_key)(user)
-    s = socket("/ws/agent/", origin="http://testserver")
-    assert await s.connect()
-    await s.send({"type": "auth", "token": key})
-    await s.until(lambda f: f["type"] == "ready")
-    return s
-
-
-def _logged_in_client(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-async def session_socket(socket, client: Client):
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    s = socket(
-        "/ws/agent/",
-        origin="http://testserver",
-        headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
-    )
-    assert await s.connect()
-    assert (await s.next())["type"] == "ready"
-    return s
+async def token_socket(socket, agent):
+    return (await connect_agent(socket, agent))[0]
 
 
 async def closed_for_authentication(s) -> bool:
@@ -74,11 +49,11 @@ async def still_open(s) -> bool:
 
 
 async def test_logging_out_closes_the_sockets_of_that_session_only(socket, alice):
-    client = await in_db(_logged_in_client)(alice.user)
-    other_session = await in_db(_logged_in_client)(alice.user)
+    client = await in_db(logged_in)(alice.user)
+    other_session = await in_db(logged_in)(alice.user)
     s = await session_socket(socket, client)
     other = await session_socket(socket, other_session)
-    by_token = await token_socket(socket, alice.user)
+    by_token = await token_socket(socket, alice)
 
     response = await in_db(client.post)("/accounts/logout/")
     assert response.status_code == 302
@@ -89,8 +64,8 @@ async def test_logging_out_closes_the_sockets_of_that_session_only(socket, alice
 
 
 async def test_deactivating_the_user_closes_all_its_sockets(socket, alice):
-    client = await in_db(_logged_in_client)(alice.user)
-    sockets = [await session_socket(socket, client), await token_socket(socket, alice.user)]
+    client = await in_db(logged_in)(alice.user)
+    sockets = [await session_socket(socket, client), await token_socket(socket, alice)]
 
     def deactivate():
         alice.user.is_active = False
@@ -102,22 +77,22 @@ async def test_deactivating_the_user_closes_all_its_sockets(socket, alice):
 
 
 async def test_losing_the_agent_profile_closes_the_agents_sockets(socket, alice):
-    s = await token_socket(socket, alice.user)
+    s = await token_socket(socket, alice)
     await in_db(Agent.objects.filter(pk=alice.pk).delete)()
     assert await closed_for_authentication(s)
 
 
 async def test_deleting_the_token_closes_the_sockets_opened_with_it_only(socket, alice):
-    client = await in_db(_logged_in_client)(alice.user)
+    client = await in_db(logged_in)(alice.user)
     by_session = await session_socket(socket, client)
-    s = await token_socket(socket, alice.user)
+    s = await token_socket(socket, alice)
     await in_db(ApiToken.objects.filter(user=alice.user).delete)()
     assert await closed_for_authentication(s)
     assert await still_open(by_session)
 
 
 async def test_another_users_end_of_access_closes_nothing_of_this_one(socket, alice, bob):
-    s = await token_socket(socket, alice.user)
+    s = await token_socket(socket, alice)
     await in_db(ApiToken.objects.filter(user=bob.user).delete)()
     await in_db(Agent.objects.filter(pk=bob.pk).delete)()
     assert await still_open(s)
@@ -126,7 +101,7 @@ async def test_another_users_end_of_access_closes_nothing_of_this_one(socket, al
 async def test_an_end_of_access_no_signal_announced_is_found_by_the_periodic_check(socket, alice, monkeypatch):
     """A bulk update sends no signal: the socket's own check finds it."""
     monkeypatch.setattr(agent_consumers, "ACCESS_CHECK_INTERVAL", 0.2)
-    s = await token_socket(socket, alice.user)
+    s = await token_socket(socket, alice)
     assert await still_open(s)  # checked at least once, and the access still stands
     await in_db(lambda: type(alice.user).objects.filter(pk=alice.user.pk).update(is_active=False))()
     assert await closed_for_authentication(s)
@@ -134,7 +109,7 @@ async def test_an_end_of_access_no_signal_announced_is_found_by_the_periodic_che
 
 async def test_a_session_ended_without_logout_is_found_by_the_periodic_check(socket, alice, monkeypatch):
     monkeypatch.setattr(agent_consumers, "ACCESS_CHECK_INTERVAL", 0.2)
-    client = await in_db(_logged_in_client)(alice.user)
+    client = await in_db(logged_in)(alice.user)
     s = await session_socket(socket, client)
     await in_db(client.session.delete)()
     assert await closed_for_authentication(s)

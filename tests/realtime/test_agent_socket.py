@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async as in_db
-from django.conf import settings
-from django.test import Client
 
 from agents.consumers import AgentConsumer
 from agents.models import ApiToken, Presence
 from conversations import services
 from conversations.models import Conversation
 from tests.factories import api_key
-from tests.realtime.conftest import customer_token
+from tests.realtime.conftest import customer_token, logged_in, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,19 +47,7 @@ async def test_token_auth_gives_ready_with_the_agent(socket, alice):
 
 
 async def test_session_auth_needs_no_auth_frame(socket, alice):
-    def session_cookie():
-        client = Client()
-        client.force_login(alice.user)
-        return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-    cookie = await in_db(session_cookie)()
-    s = socket(
-        "/ws/agent/",
-        origin="http://testserver",
-        headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
-    )
-    assert await s.connect()
-    assert (await s.next())["type"] == "ready"
+    s = await session_socket(socket, await in_db(logged_in)(alice.user))
     await s.close()
 
 

@@ -18,7 +18,7 @@ from conversations.authentication import issue_visitor_token
 from conversations.consumers import CLOSE_FLOODING, CLOSE_UNAUTHENTICATED
 from conversations.models import Customer
 from tests.realtime.conftest import ORIGIN
-from tests.servers import uvicorn_in_thread
+from tests.servers import close_code, uvicorn_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,14 +55,6 @@ def port(transactional_db, settings):
     settings.ALLOWED_HOSTS = ["127.0.0.1", "testserver"]
     with uvicorn_in_thread(application) as (_server, port):
         yield port
-
-
-async def close_code(ws) -> int:
-    async with asyncio.timeout(10):
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:
-                await ws.recv()
-    return closed.value.rcvd.code
 
 
 def wait_until(predicate, what: str, timeout: float = 10) -> None:

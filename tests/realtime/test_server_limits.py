@@ -17,6 +17,7 @@ import websockets
 from omnichannel.limits import MAX_FRAME, WS_MAX_SIZE
 from tests.realtime.conftest import customer_token
 from tests.realtime.test_live_servers import live_servers
+from tests.servers import close_code
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -37,14 +38,6 @@ async def ready_socket(port, widget, **options):
     await ws.send(json.dumps({"type": "auth", "token": customer_token(widget.authentication_setting)}))
     assert json.loads(await ws.recv())["type"] == "ready"
     return ws
-
-
-async def close_code(ws) -> int:
-    async with asyncio.timeout(10):
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:
-                await ws.recv()
-    return closed.value.rcvd.code
 
 
 @pytest.mark.parametrize("compression", ["deflate", None], ids=["permessage-deflate", "uncompressed"])
