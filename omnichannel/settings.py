@@ -166,6 +166,10 @@ FAST_PATH_CONNECTIONS = env.int("FAST_PATH_CONNECTIONS", default=4)
 
 # --- Redis: channel layer, Celery broker, cache ---------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.process_url()
+# Prefix of the channel layer's Redis channels and of the cache's keys. Redis pub/sub ignores the
+# database number of REDIS_URL: two deployments (or two test runs) sharing one Redis need two
+# prefixes, or each hears the other's frames.
+REDIS_PREFIX = env.str("REDIS_PREFIX", default="omnichannel")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -174,7 +178,7 @@ CHANNEL_LAYERS = {
             # redis-py 8 reads with a 5 s socket timeout by default, which races the layer's
             # 5 s blocking BZPOPMIN: an idle consumer would die. Give reads more room.
             "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
-            "prefix": "omnichannel",
+            "prefix": REDIS_PREFIX,
         },
     }
 }
@@ -183,7 +187,7 @@ CACHES = {
     "default": {
         "BACKEND": "omnichannel.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "omnichannel",
+        "KEY_PREFIX": REDIS_PREFIX,
     }
 }
 
