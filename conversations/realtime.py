@@ -1,10 +1,11 @@
 """The engine's entry points for the sockets (conversations.consumers, agents.consumers).
 
 A socket keeps ids, not model instances (``WidgetRef``, ``CustomerRef``), and reads them again
-(``resolve``) where the configuration matters. A message from a socket takes the one statement
-of the engine (``services.messages._message_statement``) when the conversation is active, and
-otherwise the engine's full path on a frame thread (omnichannel.dbthreads), called through the
-``conversations.services`` package as every adapter calls the engine.
+(``resolve``) where the configuration matters. A message from a socket is offered first to the
+engine's executor on the event loop (``services.acustomer_message_append``,
+``services.aagent_message_append``), which writes it when it only appends to an active
+conversation, and otherwise goes to the engine's full path on a frame thread
+(omnichannel.dbthreads). Both apply the same rule (conversations.services.messages).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from agents.models import Agent
 from conversations import services
 from conversations.authentication import get_widget
 from conversations.errors import NotFound
-from conversations.models import Customer, Sender
-from conversations.services import MAX_ID, SendResult, clean_body, clean_client_id
-from conversations.services.messages import _message_statement
+from conversations.models import Customer
+from conversations.services import SendResult
 from omnichannel import asyncdb
 from omnichannel.dbthreads import frame_sync_to_async
 from workstreams.models import ChatWidget
@@ -40,14 +40,14 @@ class WidgetRef(NamedTuple):
 
 
 class CustomerRef(NamedTuple):
-    """What a customer's socket keeps of the customer: the id, and the name its messages carry."""
+    """What a customer's socket keeps of the customer: the id. Its name, which its messages
+    carry, is read with each message (it may change while the socket is open)."""
 
     pk: int
-    name: str
 
     @classmethod
     def of(cls, customer: Customer) -> CustomerRef:
-        return cls(customer.pk, str(customer.name))
+        return cls(customer.pk)
 
 
 def resolve(widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef) -> tuple[ChatWidget, Customer]:
@@ -71,20 +71,23 @@ def resolve(widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef) ->
 async def acustomer_message_send(
     *, widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object = None
 ) -> SendResult:
-    """``customer_message_send`` for a consumer: one statement when the conversation is active;
+    """``customer_message_send`` for a consumer: on the event loop when the message only appends;
     otherwise the full path, with the widget and the customer read again (``resolve``)."""
-    body = clean_body(body)
-    client_id = clean_client_id(client_id)
     if asyncdb.enabled():
-        params = {"customer": customer.pk, "workstream": widget.workstream_id, "agent": None, "author": customer.name}
-        result = await _message_statement(Sender.CUSTOMER, params, body, client_id)
+        result = await services.acustomer_message_append(
+            widget_id=widget.pk,
+            workstream_id=widget.workstream_id,
+            customer_id=customer.pk,
+            body=body,
+            client_id=client_id,
+        )
         if result is not None:
             return result
     return await frame_sync_to_async(_resolved_customer_message_send)(widget, customer, body, client_id)
 
 
 def _resolved_customer_message_send(
-    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: str, client_id: str | None
+    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object
 ) -> SendResult:
     widget, customer = resolve(widget, customer)
     return services.customer_message_send(widget=widget, customer=customer, body=body, client_id=client_id)
@@ -99,14 +102,11 @@ def resolved_customer_conversation_end(*, widget: ChatWidget | WidgetRef, custom
 async def aagent_message_send(
     *, conversation_id: int, agent: Agent, body: object, client_id: object = None
 ) -> SendResult:
-    """``agent_message_send`` for a consumer: one statement when the conversation is active and
-    no returning customer waits for this answer."""
-    body = clean_body(body)
-    client_id = clean_client_id(client_id)
-    in_range = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
-    if asyncdb.enabled() and in_range and 0 < conversation_id <= MAX_ID:
-        params = {"conversation": conversation_id, "agent": agent.pk, "author": agent.display_name}
-        result = await _message_statement(Sender.AGENT, params, body, client_id)
+    """``agent_message_send`` for a consumer: on the event loop when the message only appends."""
+    if asyncdb.enabled():
+        result = await services.aagent_message_append(
+            conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
+        )
         if result is not None:
             return result
     return await frame_sync_to_async(services.agent_message_send)(

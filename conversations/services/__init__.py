@@ -8,7 +8,8 @@ these functions and nothing else writes ``Conversation.status`` or creates a ``M
 Adapters call the engine through this package (``services.customer_message_send(...)``); its
 modules, each importing only those after it in this list:
 
-- ``messages``: a customer or an agent writes, an agent reads; the one statement of a message
+- ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
+  event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
 - ``presence``: an agent's presence, a customer's open sockets
 - ``assignment``: push assignment in batches, pick, assign, drains, live queue messages
@@ -43,6 +44,8 @@ from conversations.services.messages import (
     MAX_CLIENT_ID,
     MAX_ID,
     SendResult,
+    aagent_message_append,
+    acustomer_message_append,
     agent_message_send,
     clean_body,
     clean_client_id,
@@ -62,6 +65,8 @@ __all__ = [
     "MAX_CLIENT_ID",
     "MAX_ID",
     "SendResult",
+    "aagent_message_append",
+    "acustomer_message_append",
     "agent_message_send",
     "agent_presence_refresh",
     "agent_set_presence",

@@ -1,9 +1,19 @@
 """Messages: a customer writes (into the ongoing conversation, or a new one), an agent writes,
-an agent reads. Two ways to write one, which must write the same (tests/conversations/
-test_message_statement.py): the full path (``customer_message_send``, ``agent_message_send``:
-Django's connection, a row lock, the transition and ``client_id`` checks in Python, frames on
-commit), and one statement on the event loop for a message into an active conversation
-(``_message_statement``; conversations.realtime chooses between them for a socket).
+an agent reads.
+
+One rule decides what a message does (``_only_appends``): nearly every message goes into an active
+conversation and changes nothing but its messages, ``last_seq`` and times (``_appended``); any
+other message (the first, into an open or waiting conversation, an answer a returning customer
+waits for) moves the conversation. Two executors carry it out with the same rule, the same
+message and the same statements (conversations.services.sql):
+
+- ``customer_message_send``, ``agent_message_send``: every message, on Django's connection, in a
+  transaction whose frames go out on commit;
+- ``acustomer_message_append``, ``aagent_message_append``: a socket's message that only appends,
+  on a connection of the server's event loop (omnichannel.asyncdb), with no hop to a thread;
+  ``None`` when the rule says otherwise, and the socket's adapter (conversations.realtime) takes
+  the first executor. tests/conversations/test_message_statement.py runs every message-bearing
+  state through both and compares rows and frames.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
 from psycopg import Error as PsycopgError
+from psycopg import Rollback
 from psycopg.errors import UniqueViolation
 
 from agents.models import Agent
@@ -32,10 +43,27 @@ from conversations.errors import (
 from conversations.models import Conversation, Customer, Message, Sender, Status
 from conversations.policy import eligible_agent_ids
 from conversations.services.assignment import request_drain
-from conversations.services.common import _append, _check_agent, _move, _ongoing, _queue_changed, _save, _system
+from conversations.services.common import (
+    _check_agent,
+    _move,
+    _next_message,
+    _ongoing,
+    _queue_changed,
+    _save,
+    _system,
+)
 from conversations.services.lifecycle import _customer_returns
 from conversations.services.presence import sync_presence
-from conversations.services.sql import _has_client_message, _lock_row, _save_fields, _statement_sql
+from conversations.services.sql import (
+    _has_client_message,
+    _insert_message,
+    _insert_values,
+    _inserted,
+    _lock_row,
+    _loop_lock_sql,
+    _save_fields,
+    _update_values,
+)
 from omnichannel import asyncdb, rows
 from workstreams.models import AutomatedMessageKind as Kind
 from workstreams.models import ChatWidget
@@ -45,6 +73,13 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 4000
 MAX_CLIENT_ID = 64
 MAX_ID = rows.MAX_INTEGER  # a primary key (bigint); larger ids do not exist
+
+
+# What a message that only appends changes in its conversation, by the side that writes it.
+_APPENDED_FIELDS = {
+    Sender.CUSTOMER: ("last_seq", "last_customer_message_at", "last_activity_at"),
+    Sender.AGENT: ("last_seq", "last_agent_message_at", "last_activity_at", "agent_read_seq"),
+}
 
 
 @dataclass
@@ -73,6 +108,39 @@ def clean_client_id(client_id: object) -> str | None:
     if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID or "\x00" in client_id:
         raise ValidationFailed(f"client_id must be a string of at most {MAX_CLIENT_ID} characters, without nulls")
     return client_id
+
+
+def _only_appends(conversation: Conversation, sender: str, agent_id: int | None = None) -> bool:
+    """The rule of both executors: the message changes nothing in the conversation but its
+    messages, seq and times. The conversation is active, and for an agent it is the agent's own
+    and no returning customer waits for this answer (which clears ``returned_at``)."""
+    if conversation.status != Status.ACTIVE:
+        return False
+    return sender == Sender.CUSTOMER or (conversation.agent_id == agent_id and conversation.returned_at is None)
+
+
+def _appended(
+    conversation: Conversation,
+    now: datetime,
+    *,
+    sender: str,
+    body: str,
+    author: str,
+    client_id: str | None,
+    agent: Agent | None = None,
+) -> Message:
+    """The message, and what every message moves in its conversation (``seq``, times, the
+    agent's read marker); nothing is written yet."""
+    message = _next_message(
+        conversation, now, sender=sender, body=body, agent=agent, author=author, client_id=client_id
+    )
+    conversation.last_activity_at = now
+    if sender == Sender.CUSTOMER:
+        conversation.last_customer_message_at = now
+    else:
+        conversation.last_agent_message_at = now
+        conversation.agent_read_seq = conversation.last_seq  # who answers has read what came before
+    return message
 
 
 def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversation:
@@ -117,12 +185,16 @@ def customer_message_send(
         started = conversation is None
         if started:
             conversation = _start(widget, customer, now)
+        appends_only = not started and _only_appends(conversation, Sender.CUSTOMER)
         status_before, agent_before = conversation.status, conversation.agent_id
-        message = _append(
+        message = _appended(
             conversation, now, sender=Sender.CUSTOMER, body=body, author=customer.name, client_id=client_id
         )
-        conversation.last_customer_message_at = now
-        conversation.last_activity_at = now
+        _insert_message(message)
+        events.publish_message(message)
+        if appends_only:
+            _save_fields(conversation, *_APPENDED_FIELDS[Sender.CUSTOMER])
+            return SendResult(message, conversation, created=True)
         if conversation.status == Status.WAITING:
             _customer_returns(conversation, now)
         elif conversation.status == Status.OPEN:
@@ -133,7 +205,7 @@ def customer_message_send(
         if started or changed or conversation.__dict__.get("_queues_touched"):
             _save(conversation, publish=changed, previous_agent_id=agent_before)
         else:
-            _save_fields(conversation, "last_seq", "last_customer_message_at", "last_activity_at", "offline_notified")
+            _save_fields(conversation, *_APPENDED_FIELDS[Sender.CUSTOMER], "offline_notified")
         if changed and conversation.status == Status.OPEN:
             # A conversation entered the queue (a later message in it changes nothing there).
             # After the frames above, so a client never sees "open" after "active".
@@ -190,11 +262,12 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
                 return SendResult(Message.objects.get(pk=existing), conversation, created=False)
         if conversation.status not in (Status.ACTIVE, Status.WAITING):
             raise InvalidTransition()
+        appends_only = _only_appends(conversation, Sender.AGENT, agent.pk)
         resumed = conversation.status == Status.WAITING
         if resumed:
             _move(conversation, Status.ACTIVE)
             conversation.waiting_since = None
-        message = _append(
+        message = _appended(
             conversation,
             now,
             sender=Sender.AGENT,
@@ -203,15 +276,13 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
             author=agent.display_name,
             client_id=client_id,
         )
-        conversation.last_agent_message_at = now
-        conversation.last_activity_at = now
-        conversation.agent_read_seq = conversation.last_seq  # who answers has read what came before
-        changed = resumed or conversation.returned_at is not None
-        conversation.returned_at = None
-        if changed:
-            _save(conversation, publish=True)
+        _insert_message(message)
+        events.publish_message(message)
+        if appends_only:
+            _save_fields(conversation, *_APPENDED_FIELDS[Sender.AGENT])
         else:
-            _save_fields(conversation, "last_seq", "last_agent_message_at", "last_activity_at", "agent_read_seq")
+            conversation.returned_at = None
+            _save(conversation, publish=True)
         if resumed:
             sync_presence(agent.pk, now)
     return SendResult(message, conversation, created=True)
@@ -228,56 +299,104 @@ def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> i
     return mine.values_list("agent_read_seq", flat=True).first() or 0
 
 
-# --- A message from the event loop ----------------------------------------------------------------
-# Nearly every message goes into an active conversation and changes nothing but its last_seq and
-# times. On PostgreSQL that case is one statement on a connection of the server's own event loop
-# (omnichannel.asyncdb): it bumps last_seq under the row lock the UPDATE takes, checks the
-# client_id, and inserts the message; in autocommit it is its own transaction. When the
-# conversation is in any other state (none yet, open, waiting, returned, someone else's), the
-# client_id was used before, or the statement fails, it writes nothing and the message takes the
-# full path above on a frame thread (conversations.realtime), which decides, answers and raises
-# exactly as before.
+# --- The second executor: a socket's message on the event loop ----------------------------------
+# On PostgreSQL a socket's message is first offered to a connection of the server's own event loop
+# (omnichannel.asyncdb): in one transaction, pipelined in two round trips, it locks and reads what
+# the first executor reads (``_loop_lock_sql``), applies the same rule (``_only_appends``) and,
+# when the message only appends, sends the same INSERT and UPDATE with the same values. Otherwise,
+# or when the connection fails, it writes nothing and returns None.
 
 
-async def _message_statement(sender: str, params: dict, body: str, client_id: str | None) -> SendResult | None:
-    """The message, written by one statement and published; None when it wrote nothing."""
+async def acustomer_message_append(
+    *, widget_id: int, workstream_id: int, customer_id: int, body: object, client_id: object = None
+) -> SendResult | None:
+    """``customer_message_send`` of a message that only appends, from a socket that holds the
+    ids of its widget (in ``workstream_id`` when the socket authenticated) and its customer.
+    None when it wrote nothing: the conversation is not active, the customer or the widget is
+    gone or the widget moved to another workstream (``resolve``), or ``client_id`` is stored."""
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    params = {
+        "customer": customer_id,
+        "workstream": workstream_id,
+        "widget": widget_id,
+        "sender": Sender.CUSTOMER,
+        "client_id": client_id,
+    }
+
+    def plan(row: tuple, now: datetime) -> tuple[Conversation, Message] | None:
+        conversation = rows.instance(Conversation, row)
+        after = len(rows.columns(connection.vendor, Conversation).attnames)
+        resent, widget_workstream_id = row[after], row[-1]
+        if resent or widget_workstream_id != workstream_id or not _only_appends(conversation, Sender.CUSTOMER):
+            return None
+        conversation.customer = customer = rows.instance(Customer, row, after + 1)
+        author = customer.name
+        return conversation, _appended(
+            conversation, now, sender=Sender.CUSTOMER, body=body, author=author, client_id=client_id
+        )
+
+    return await _append_on_loop(Sender.CUSTOMER, params, plan)
+
+
+async def aagent_message_append(
+    *, conversation_id: object, agent: Agent, body: object, client_id: object = None
+) -> SendResult | None:
+    """``agent_message_send`` of a message that only appends, from the agent's socket. None when
+    it wrote nothing: the conversation is not the agent's, not active, or a returning customer
+    waits for this answer, or ``client_id`` is stored."""
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    in_range = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
+    if not (in_range and 0 < conversation_id <= MAX_ID):
+        return None
+    params = {"conversation": conversation_id, "sender": Sender.AGENT, "client_id": client_id}
+
+    def plan(row: tuple, now: datetime) -> tuple[Conversation, Message] | None:
+        conversation = rows.instance(Conversation, row)
+        resent = row[len(rows.columns(connection.vendor, Conversation).attnames)]
+        if resent or not _only_appends(conversation, Sender.AGENT, agent.pk):
+            return None
+        conversation.agent = agent
+        return conversation, _appended(
+            conversation,
+            now,
+            sender=Sender.AGENT,
+            body=body,
+            agent=agent,
+            author=agent.display_name,
+            client_id=client_id,
+        )
+
+    return await _append_on_loop(Sender.AGENT, params, plan)
+
+
+async def _append_on_loop(sender: str, params: dict, plan) -> SendResult | None:
+    """Lock and read the conversation, ask ``plan`` for the message, write it; publish after
+    the commit. Two round trips: ``BEGIN`` and the read, then the writes and ``COMMIT``."""
     now = timezone.now()
-    params.update(sender=sender, body=body, client_id=client_id, now=now)
+    planned = None
     try:
-        async with asyncdb.connect() as conn:
-            cursor = await conn.execute(_statement_sql(sender), params)
-            row = await cursor.fetchone()
+        async with asyncdb.connect() as conn, conn.pipeline():
+            async with conn.transaction():
+                cursor = await conn.execute(_loop_lock_sql(sender), params)
+                row = await cursor.fetchone()
+                planned = None if row is None else plan(row, now)
+                if planned is None:
+                    raise Rollback()
+                conversation, message = planned
+                sql, values, _returning = _insert_values(message)
+                inserted = await conn.execute(sql, values)
+                sql, values = _update_values([conversation], _APPENDED_FIELDS[sender])
+                await conn.execute(sql, values[0])
+            if planned is not None:
+                _inserted(message, (await inserted.fetchone())[0])
     except UniqueViolation:
         return None  # the same client_id, sent again at the same moment: the full path answers
     except (PsycopgError, asyncdb.Unavailable):
-        logger.warning("the one-statement message path failed; taking the full path", exc_info=True)
+        logger.warning("a message on the event loop's connection failed; taking the full path", exc_info=True)
         return None
-    if row is None:
+    if planned is None:
         return None
-    message_id, conversation_id, seq, customer_id, workstream_id, agent_id = row
-    # The columns the statement knows; the others are deferred, as with .only().
-    known = {
-        "id": conversation_id,
-        "customer_id": customer_id,
-        "workstream_id": workstream_id,
-        "agent_id": agent_id,
-        "status": Status.ACTIVE,
-        "last_seq": seq,
-    }
-    names = [field.attname for field in Conversation._meta.concrete_fields if field.attname in known]
-    conversation = Conversation.from_db(connection.alias, names, [known[name] for name in names])
-    message = Message(
-        id=message_id,
-        conversation=conversation,
-        seq=seq,
-        sender=sender,
-        agent_id=params["agent"],
-        author=params["author"],
-        body=body,
-        client_id=client_id,
-        created_at=now,
-    )
-    message._state.adding = False
-    message._state.db = connection.alias
     events.publish_message_committed(message)
     return SendResult(message, conversation, created=True)

@@ -4,8 +4,9 @@ A message runs a few statements. Profiled under load, Django's query compiler sp
 building them than PostgreSQL spent running them, so they are written out once here (from the
 models' metadata) and run on Django's own connection: same transaction, same row locks, same
 on_commit hooks, same conversions of values (raw() and get_db_prep_save), on either database.
-The one statement of a message into an active conversation (``_statement_sql``) runs instead on
-a connection of the server's event loop (conversations.services.messages._message_statement).
+A message from a socket into an active conversation sends the same INSERT and UPDATE, with the
+same values, on a connection of the server's event loop instead (``_loop_lock_sql`` reads the row
+first; conversations.services.messages).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from functools import lru_cache
 
 from django.db import connection, models
 
-from conversations.models import ONGOING, Conversation, Message, Sender, Status
+from conversations.models import ONGOING, Conversation, Customer, Message, Sender
 from omnichannel import rows
+from workstreams.models import ChatWidget
 
 
 def _lock_row(where: str, params: list) -> Conversation | None:
@@ -43,20 +45,30 @@ def _insert_sql(vendor: str) -> tuple[str, tuple, bool]:
     return sql, fields, returning
 
 
+def _insert_values(message: Message) -> tuple[str, list, bool]:
+    """The INSERT of ``message`` and its values, converted by Django (its own or a loop's
+    connection sends them)."""
+    sql, fields, returning = _insert_sql(connection.vendor)
+    return sql, [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields], returning
+
+
+def _inserted(message: Message, pk: int) -> None:
+    message.pk = pk
+    message._state.adding = False
+    message._state.db = connection.alias
+
+
 def _insert_message(message: Message) -> None:
     """``message.save(force_insert=True)`` without compiling the INSERT for every message
     (Message has no save() override and no save signals)."""
-    sql, fields, returning = _insert_sql(connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+    sql, values, returning = _insert_values(message)
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         if returning:
             pk = cursor.fetchone()[0]
         else:
             pk = connection.ops.last_insert_id(cursor, Message._meta.db_table, Message._meta.pk.column)
-    message.pk = pk
-    message._state.adding = False
-    message._state.db = connection.alias
+    _inserted(message, pk)
 
 
 def _has_client_message(conversation_ids: list[int], sender: str, client_id: str) -> int | None:
@@ -71,6 +83,15 @@ def _has_client_message(conversation_ids: list[int], sender: str, client_id: str
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def _update_values(objs: Sequence[models.Model], names: tuple[str, ...]) -> tuple[str, list[list]]:
+    """The UPDATE of these fields and the values of each row, converted by Django."""
+    sql, fields = _update_sql(connection.vendor, type(objs[0]), names)
+    params = [
+        [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields), row.pk] for row in objs
+    ]
+    return sql, params
 
 
 @lru_cache(maxsize=32)
@@ -93,10 +114,7 @@ def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> Non
     (on PostgreSQL psycopg's ``executemany`` pipelines them: one round trip, not one per row)."""
     if not objs:
         return
-    sql, fields = _update_sql(connection.vendor, type(objs[0]), names)
-    params = [
-        [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields), row.pk] for row in objs
-    ]
+    sql, params = _update_values(objs, names)
     with connection.cursor() as cursor:
         if len(params) == 1:
             cursor.execute(sql, params[0])
@@ -104,53 +122,36 @@ def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> Non
             cursor.executemany(sql, params)
 
 
-# The message row, from the conversation row the statement updated (``c``) and the parameters.
-_STATEMENT_VALUES = {
-    "conversation_id": "c.id",
-    "seq": "c.last_seq",
-    "sender": "%(sender)s",
-    "agent_id": "%(agent)s",
-    "author": "%(author)s",
-    "kind": "''",
-    "body": "%(body)s",
-    "client_id": "%(client_id)s",
-    "created_at": "%(now)s",
-}
-
-
 @lru_cache(maxsize=2)
-def _statement_sql(sender: str) -> str:
-    """The statement of ``_message_statement`` (PostgreSQL). The UPDATE locks the row; should the
-    conversation change while it waits, PostgreSQL checks the conditions again on the new row."""
+def _loop_lock_sql(sender: str) -> str:
+    """For a message on the event loop's connection (PostgreSQL): the conversation it goes
+    into, locked, as ``_lock_row`` reads it, then what ``resolve`` and the ``client_id`` check
+    of the full path read, in the same round trip: for a customer, its row and its widget's
+    workstream now; for either side, whether this ``client_id`` is stored in the conversation.
+    Parameters by name: ``customer``, ``workstream``, ``widget`` (a customer's), ``conversation``
+    (an agent's), ``sender``, ``client_id``."""
     quote = connection.ops.quote_name
     conversations = quote(Conversation._meta.db_table)
     messages = quote(Message._meta.db_table)
-    fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
-    values = ", ".join(_STATEMENT_VALUES[field.attname] for field in fields)
-    ongoing = ", ".join(f"'{status}'" for status in ONGOING)
-    if sender == Sender.CUSTOMER:
-        update = f"""UPDATE {conversations} AS t
-            SET last_seq = t.last_seq + 1, last_customer_message_at = %(now)s, last_activity_at = %(now)s
-            WHERE t.id = (
-                SELECT id FROM {conversations}
-                WHERE customer_id = %(customer)s AND workstream_id = %(workstream)s AND status IN ({ongoing})
-                ORDER BY id LIMIT 1
-            ) AND t.status = '{Status.ACTIVE}'"""  # noqa: S608 - names from the models
-    else:
-        update = f"""UPDATE {conversations} AS t
-            SET last_seq = t.last_seq + 1, last_agent_message_at = %(now)s, last_activity_at = %(now)s,
-                agent_read_seq = t.last_seq + 1
-            WHERE t.id = %(conversation)s AND t.agent_id = %(agent)s AND t.status = '{Status.ACTIVE}'
-                AND t.returned_at IS NULL"""  # noqa: S608 - names from the models
-    return f"""WITH c AS (
-        {update}
-            AND NOT EXISTS (
-                SELECT 1 FROM {messages} AS m
-                WHERE m.conversation_id = t.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
-            )
-        RETURNING t.id, t.last_seq, t.customer_id, t.workstream_id, t.agent_id
-    ), m AS (
-        INSERT INTO {messages} ({columns}) SELECT {values} FROM c RETURNING id
+    conversation_columns = rows.columns(connection.vendor, Conversation).sql
+    resent = (
+        f"EXISTS (SELECT 1 FROM {messages} AS m WHERE m.conversation_id = {conversations}.id"  # noqa: S608 - names from the models
+        " AND m.sender = %(sender)s AND m.client_id = %(client_id)s)"
     )
-    SELECT m.id, c.id, c.last_seq, c.customer_id, c.workstream_id, c.agent_id FROM m, c"""  # noqa: S608 - names from the models
+    if sender == Sender.AGENT:
+        return (
+            f"SELECT {conversation_columns}, {resent} FROM {conversations}"  # noqa: S608 - names from the models
+            f" WHERE {conversations}.id = %(conversation)s FOR UPDATE"
+        )
+    customers = quote(Customer._meta.db_table)
+    widgets = quote(ChatWidget._meta.db_table)
+    customer_columns = rows.columns(connection.vendor, Customer).sql
+    ongoing = ", ".join(f"'{status}'" for status in ONGOING)
+    return (
+        f"SELECT {conversation_columns}, {resent}, {customer_columns},"  # noqa: S608 - names from the models
+        f" (SELECT workstream_id FROM {widgets} WHERE id = %(widget)s)"
+        f" FROM {conversations} JOIN {customers} ON {customers}.id = {conversations}.customer_id"
+        f" WHERE {conversations}.customer_id = %(customer)s AND {conversations}.workstream_id = %(workstream)s"
+        f" AND {conversations}.status IN ({ongoing})"
+        f" ORDER BY {conversations}.id LIMIT 1 FOR UPDATE OF {conversations}"
+    )

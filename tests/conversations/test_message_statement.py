@@ -1,6 +1,7 @@
-"""A message into an active conversation is one statement on the event loop's own connection
-(``realtime.acustomer_message_send``, ``realtime.aagent_message_send``, omnichannel.asyncdb); it
-writes what the full path writes, and every other case takes the full path. PostgreSQL only."""
+"""A socket's message is first offered to the engine's executor on the event loop's own connection
+(``services.acustomer_message_append``, ``services.aagent_message_append``, omnichannel.asyncdb),
+which applies the full path's rule (``_only_appends``): it writes what the full path writes when
+the message only appends, and leaves every other case to the full path. PostgreSQL only."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from django.utils import timezone
 from conversations import events, realtime, services
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Status
-from conversations.services.messages import _message_statement
 from omnichannel import asyncdb
 from tests.factories import CustomerFactory
 
@@ -254,9 +254,9 @@ async def test_a_connection_the_database_dropped_costs_no_message(persistent, tw
     assert (second.message.seq, third.message.seq) == (row.last_seq - 1, row.last_seq)
 
 
-async def test_the_statement_reads_the_row_after_a_concurrent_change(persistent, two_active, alice, full_path):
-    """While the statement waits for the row lock, the conversation is put on hold; PostgreSQL
-    checks the conditions again on the new row, so the statement writes nothing."""
+async def test_the_loop_executor_reads_the_row_after_a_concurrent_change(persistent, two_active, alice, full_path):
+    """While the executor waits for the row lock, the conversation is put on hold; it reads the
+    new row, and the rule leaves the message to the full path: nothing is written."""
     (carol, conversation), _other = two_active
     started = timezone.now()
 
@@ -273,11 +273,12 @@ async def test_the_statement_reads_the_row_after_a_concurrent_change(persistent,
 
     holder = asyncio.ensure_future(hold_and_wait())
     await asyncio.sleep(0.2)
-    result = await _message_statement(
-        "customer",
-        {"customer": carol.pk, "workstream": persistent.workstream_id, "agent": None, "author": "Carol"},
-        "Late",
-        "late",
+    result = await services.acustomer_message_append(
+        widget_id=persistent.pk,
+        workstream_id=persistent.workstream_id,
+        customer_id=carol.pk,
+        body="Late",
+        client_id="late",
     )
     await holder
     assert result is None
