@@ -1,5 +1,5 @@
 """What an agent socket authenticated with, as a name that carries no secret: the socket keeps
-it, and the end of that access is announced under it (conversations.events.revoke_access,
+it, and the end of that access is announced under it (conversations.events.publish_access_revoked,
 agents.signals). A session key or an API token is never sent through the channel layer."""
 
 from __future__ import annotations

@@ -20,5 +20,5 @@ class AgentMeApi(AgentApiView):
     def patch(self, request: Request) -> Response:
         data = PresenceInput(data=request.data)
         data.is_valid(raise_exception=True)
-        agent = services.agent_set_presence(agent=self.agent(request), presence=data.validated_data["presence"])
+        agent = services.agent_presence_set(agent=self.agent(request), presence=data.validated_data["presence"])
         return Response(events.agent_object(agent))

@@ -11,7 +11,7 @@ from django.dispatch import receiver
 
 from agents.access import session_credential, token_credential
 from agents.models import Agent, ApiToken
-from conversations.events import revoke_access
+from conversations.events import publish_access_revoked
 
 
 @receiver(user_logged_out, dispatch_uid="agents_revoke_on_logout")
@@ -20,25 +20,25 @@ def on_logout(sender, request, user, **kwargs):
         return
     credential = session_credential(getattr(request.session, "session_key", None))
     if credential is not None:
-        revoke_access(user.pk, credential)
+        publish_access_revoked(user.pk, credential)
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="agents_revoke_on_deactivation")
 def on_user_saved(sender, instance, created, **kwargs):
     if not created and not instance.is_active:
-        revoke_access(instance.pk)
+        publish_access_revoked(instance.pk)
 
 
 @receiver(post_delete, sender=get_user_model(), dispatch_uid="agents_revoke_on_user_deletion")
 def on_user_deleted(sender, instance, **kwargs):
-    revoke_access(instance.pk)
+    publish_access_revoked(instance.pk)
 
 
 @receiver(post_delete, sender=Agent, dispatch_uid="agents_revoke_on_agent_deletion")
 def on_agent_deleted(sender, instance, **kwargs):
-    revoke_access(instance.user_id)
+    publish_access_revoked(instance.user_id)
 
 
 @receiver(post_delete, sender=ApiToken, dispatch_uid="agents_revoke_on_token_deletion")
 def on_token_deleted(sender, instance, **kwargs):
-    revoke_access(instance.user_id, token_credential(instance))
+    publish_access_revoked(instance.user_id, token_credential(instance))

@@ -27,7 +27,8 @@ from conversations import services
 from conversations.errors import DomainError, NotFound, ValidationFailed
 from conversations.models import Conversation, Status
 from conversations.selectors import MAX_PAGE, message_page
-from workstreams.models import Queue
+from omnichannel import rows
+from workstreams.models import DistributionMode, Queue
 
 GROUP_LABELS = {
     "active": gettext_lazy("Active"),
@@ -38,11 +39,10 @@ GROUP_LABELS = {
 ACTIONS = ("pick", "wait", "resume", "end", "close", "transfer")
 SUPERVISOR_ACTIONS = ("assign", "transfer", "force_close")
 HISTORY_PAGE = 50
-MAX_ID = 2**63 - 1  # a BigAutoField
 MAX_SEQ = 2**31 - 1  # a PositiveIntegerField on PostgreSQL
 
 
-def _number(raw: str | None, maximum: int = MAX_ID) -> int | None:
+def _number(raw: str | None, maximum: int = rows.MAX_ID) -> int | None:
     """A non-negative integer written in ASCII digits, no larger than ``maximum``; else None.
     (``str.isdigit`` alone lets "²" through, which ``int()`` refuses.)"""
     if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > 20:
@@ -114,7 +114,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "mine": mine,
         "can_write": mine and conversation.status in (Status.ACTIVE, Status.WAITING),
         "can_pick": conversation.status == Status.OPEN
-        and conversation.workstream.distribution_mode == "pick"
+        and conversation.workstream.distribution_mode == DistributionMode.PICK
         and agent is not None
         and conversation.queue.agents.filter(pk=agent.pk).exists(),
         "earlier": selectors.earlier_conversations(conversation, request.user),
@@ -162,7 +162,7 @@ def sidebar(request: HttpRequest) -> HttpResponse:
 @agent_required
 def presence(request: HttpRequest) -> HttpResponse:
     try:
-        services.agent_set_presence(agent=request.agent, presence=request.POST.get("presence", ""))
+        services.agent_presence_set(agent=request.agent, presence=request.POST.get("presence", ""))
     except DomainError as error:
         return _error(request, error, reverse("agents:inbox"))
     if request.htmx:

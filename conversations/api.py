@@ -195,8 +195,7 @@ class AgentApiView(APIView):
     def visible_id(self, request: Request, conversation_id: int) -> int:
         """``visible``, when only the id is needed (a page of messages): no joins, no rows.
         The agent's own conversation, nearly every page, is asked first, in a statement
-        written out once: building and compiling the whole rule (an ``EXISTS`` on the pick
-        queues) took Django 0.9 ms of CPU, more than running it."""
+        written out once (docs/decisions.md, "The agent's own conversation is checked first")."""
         user = request.user
         if not user.is_staff and is_agents_conversation(conversation_id, user.pk):
             return conversation_id

@@ -470,7 +470,7 @@ class WidgetConsumer(ProtocolConsumer):
         await super().disconnect(code)
         if getattr(self, "customer", None) is not None and self.authenticated:
             try:
-                await database_sync_to_async(services.customer_disconnected)(customer=self.customer)
+                await database_sync_to_async(services.customer_disconnect)(customer=self.customer)
             except DatabaseError:
                 logger.warning("could not record a customer disconnect", exc_info=True)
 
@@ -505,7 +505,7 @@ class WidgetConsumer(ProtocolConsumer):
             self.mark_authenticated()
             # Join before reading, so nothing committed after the read is missed.
             await self.join(events.customer_group(customer.pk, self.widget.workstream_id))
-            await database_sync_to_async(services.customer_connected)(customer=customer)
+            await database_sync_to_async(services.customer_connect)(customer=customer)
         conversation, messages, has_more = await database_sync_to_async(self._ready_state)(after_seq)
         if conversation is not None:
             self.sent.start_at(conversation["id"], after_seq)

@@ -1,6 +1,6 @@
 """The wire format (docs/protocol.md) and the one broadcast path.
 
-One function builds each frame type; ``broadcast_on_commit`` is the only way services
+One function builds each frame type; ``publish_on_commit`` is the only way services
 publish, so no client ever sees something that was rolled back. Groups:
 ``customer.<customer id>.<workstream id>`` (every socket of a customer on the widgets of one
 workstream: all tabs see the current conversation and the next one), ``agent.<id>`` (an agent's sockets),
@@ -23,6 +23,7 @@ from django.db import transaction
 
 from conversations.models import Conversation, Message
 from conversations.selectors import agent_capacity, waiting_counts
+from workstreams.models import DistributionMode
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def queue_group(queue_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     """Every agent socket of one user, whatever it authenticated with: where the end of its
-    access is announced (``revoke_access``)."""
+    access is announced (``publish_access_revoked``)."""
     return f"user.{user_id}"
 
 
@@ -138,7 +139,7 @@ def typing_frame(conversation_id: int, sender: str) -> dict[str, Any]:
 # --- Broadcasting ---------------------------------------------------------------------------------
 
 
-def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
+def publish_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     """Send a frame to channel-layer groups. The layer is not a delivery guarantee:
     clients fill gaps from the database by ``seq`` (docs/protocol.md).
 
@@ -149,11 +150,11 @@ def send_now(groups: Iterable[str], frame: dict[str, Any]) -> None:
     consumers and views do) that is the server's loop; elsewhere (Celery, management commands,
     sync tests) this process's broadcast loop, which ``flush`` waits for (after each Celery
     task and at exit)."""
-    send_event_now(groups, {"type": "broadcast", "frame": frame})
+    publish_event_now(groups, {"type": "broadcast", "frame": frame})
 
 
-def send_event_now(groups: Iterable[str], message: dict[str, Any]) -> None:
-    """``send_now`` of a channel-layer event of any type (``broadcast`` carries a frame)."""
+def publish_event_now(groups: Iterable[str], message: dict[str, Any]) -> None:
+    """``publish_now`` of a channel-layer event of any type (``broadcast`` carries a frame)."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -260,9 +261,9 @@ def _publish_later(layer, groups: list[str], message: dict[str, Any]) -> None:
     publisher.add(groups, message)
 
 
-def broadcast_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:
+def publish_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:
     groups = list(groups)
-    transaction.on_commit(lambda: send_now(groups, frame))
+    transaction.on_commit(lambda: publish_now(groups, frame))
 
 
 def _message_groups(message: Message) -> list[str]:
@@ -274,10 +275,10 @@ def _message_groups(message: Message) -> list[str]:
 
 
 def publish_message(message: Message) -> None:
-    broadcast_on_commit(_message_groups(message), message_frame(message))
+    publish_on_commit(_message_groups(message), message_frame(message))
 
 
-def publish_message_committed(message: Message) -> None:
+def publish_message_now(message: Message) -> None:
     """On the server's event loop, a message its statement has committed already (the
     one-statement path of conversations.services): to this loop's publisher, now."""
     layer = get_channel_layer()
@@ -288,20 +289,20 @@ def publish_message_committed(message: Message) -> None:
 def publish_conversation(conversation: Conversation, *, previous_agent_id: int | None = None) -> None:
     """A status or agent change: the customer, the agent(s) involved, the queue's pickers
     and supervisors each get the frame meant for them."""
-    broadcast_on_commit(
+    publish_on_commit(
         [customer_group(conversation.customer_id, conversation.workstream_id)], conversation_frame(conversation)
     )
     agent_groups = [SUPERVISORS_GROUP]
     for agent_id in (conversation.agent_id, previous_agent_id):
         if agent_id:
             agent_groups.append(agent_group(agent_id))
-    if conversation.workstream.distribution_mode == "pick":
+    if conversation.workstream.distribution_mode == DistributionMode.PICK:
         agent_groups.append(queue_group(conversation.queue_id))
-    broadcast_on_commit(agent_groups, conversation_frame(conversation, for_agent=True))
+    publish_on_commit(agent_groups, conversation_frame(conversation, for_agent=True))
 
 
 def publish_agent(agent, now=None, used: int | None = None) -> None:
-    broadcast_on_commit([agent_group(agent.pk), SUPERVISORS_GROUP], agent_frame(agent, now, used))
+    publish_on_commit([agent_group(agent.pk), SUPERVISORS_GROUP], agent_frame(agent, now, used))
 
 
 def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:
@@ -309,10 +310,10 @@ def queue_frame(queue_id: int, waiting: int) -> dict[str, Any]:
     return {"type": "queue", "queue_id": queue_id, "waiting": waiting}
 
 
-def send_queue_waiting(queue_ids: Iterable[int]) -> None:
+def publish_queue_waiting_now(queue_ids: Iterable[int]) -> None:
     counts = waiting_counts(queue_ids)
     for queue_id, waiting in counts.items():
-        send_now([queue_group(queue_id), SUPERVISORS_GROUP], queue_frame(queue_id, waiting))
+        publish_now([queue_group(queue_id), SUPERVISORS_GROUP], queue_frame(queue_id, waiting))
 
 
 def publish_queue_waiting(queue_ids: Iterable[int]) -> None:
@@ -320,17 +321,17 @@ def publish_queue_waiting(queue_ids: Iterable[int]) -> None:
     then, so frames that cross each other still end on the right number)."""
     ids = sorted({int(pk) for pk in queue_ids if pk})
     if ids:
-        transaction.on_commit(lambda: send_queue_waiting(ids))
+        transaction.on_commit(lambda: publish_queue_waiting_now(ids))
 
 
 def publish_notification(agent_id: int, kind: str, conversation_id: int) -> None:
-    broadcast_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))
+    publish_on_commit([agent_group(agent_id)], notification_frame(kind, conversation_id))
 
 
-def revoke_access(user_id: int, credential: list | None = None) -> None:
+def publish_access_revoked(user_id: int, credential: list | None = None) -> None:
     """After the commit, the user's agent sockets opened with ``credential`` (``["session",
     <session key>]`` or ``["token", <token id>]``), or all of them (``None``), close with 4401:
     the user logged out, was deactivated or deleted, lost its agent profile, or the token was
     deleted (agents.signals)."""
     message = {"type": "access.revoked", "credential": credential}
-    transaction.on_commit(lambda: send_event_now([user_group(user_id)], message))
+    transaction.on_commit(lambda: publish_event_now([user_group(user_id)], message))

@@ -133,7 +133,9 @@ def waiting_counts(queue_ids: Iterable[int]) -> dict[int, int]:
 def queue_line(queue_id: int) -> list[Conversation]:
     """Open conversations of push workstreams in a queue, first in first out."""
     return list(
-        Conversation.objects.filter(queue_id=queue_id, status=Status.OPEN, workstream__distribution_mode="push")
+        Conversation.objects.filter(
+            queue_id=queue_id, status=Status.OPEN, workstream__distribution_mode=DistributionMode.PUSH
+        )
         .select_related("workstream")
         .order_by("queued_at", "pk")
     )
@@ -152,13 +154,13 @@ def message_page(
     ``(conversation, seq)`` unique index; the statement is written out once (omnichannel.rows:
     every history request and reconnect runs it)."""
     limit = max(1, min(int(limit), MAX_PAGE))
-    if not 0 < conversation_id <= rows.MAX_INTEGER:
+    if not 0 < conversation_id <= rows.MAX_ID:
         return [], False
     if after_seq is not None:
-        after_seq = min(after_seq, rows.MAX_INTEGER)  # no seq is larger: nothing after it
+        after_seq = min(after_seq, rows.MAX_ID)  # no seq is larger: nothing after it
         condition, params, newest_first = "AND seq > %s ORDER BY seq", [after_seq], False
     elif before_seq is not None:
-        before_seq = min(before_seq, rows.MAX_INTEGER)  # every seq is before it
+        before_seq = min(before_seq, rows.MAX_ID)  # every seq is before it
         condition, params, newest_first = "AND seq < %s ORDER BY seq DESC", [before_seq], True
     else:
         condition, params, newest_first = "ORDER BY seq DESC", [], True
@@ -177,7 +179,7 @@ def message_page(
 def is_agents_conversation(conversation_id: int, user_id: int) -> bool:
     """Whether the conversation is assigned to the agent whose user this is: the visibility
     check of nearly every page of messages, written out once (as omnichannel.rows' are)."""
-    if not 0 < conversation_id <= rows.MAX_INTEGER:
+    if not 0 < conversation_id <= rows.MAX_ID:
         return False
     with connection.cursor() as cursor:
         cursor.execute(_agents_conversation_sql(connection.vendor), [conversation_id, user_id])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
-from conversations.services import request_drain
+from conversations.services import queues_drain_request
 from workstreams.models import Queue
 
 
@@ -14,4 +14,4 @@ def drain_when_agents_join_a_queue(sender, instance, action, reverse, pk_set, **
     if action != "post_add" or not pk_set:
         return
     # Forward: instance is the queue; reverse (agent.queues.add): pk_set holds queue ids.
-    request_drain(pk_set if reverse else [instance.pk])
+    queues_drain_request(queue_ids=pk_set if reverse else [instance.pk])

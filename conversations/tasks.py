@@ -32,7 +32,7 @@ def presence_refresh_task(agent_id: int) -> None:
 
 @shared_task(acks_late=True)
 def drain_queues_task(queue_ids: list[int] | None = None) -> int:
-    return services.drain_queues(queue_ids)
+    return services.queues_drain(queue_ids=queue_ids)
 
 
 @shared_task(acks_late=True)
@@ -58,7 +58,7 @@ def sweep_task() -> dict[str, int]:
             services.agent_presence_refresh(agent_id=agent_id, drain=False)
         except Exception:
             logger.exception("sweep could not refresh the presence of agent %s", agent_id)
-    counts["assigned"] = services.drain_queues()
+    counts["assigned"] = services.queues_drain()
     return counts
 
 

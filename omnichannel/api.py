@@ -85,9 +85,7 @@ class FailOpenThrottle(SimpleRateThrottle):
     window of ``omnichannel.ratelimit``: one Lua call in Redis per request, and the exact limit
     within any window, as DRF's own throttle.
 
-    DRF's throttle kept every caller's hits as a pickled list in the cache, read and written
-    back whole on every request: two round trips and up to ``limit`` floats each way. On the
-    history endpoint that was a fifth of the request (docs/benchmark.md).
+    Why not DRF's own throttle: docs/decisions.md, "REST throttles count in the sliding window".
 
     A throttle whose Redis is unreachable lets the call through: during a Redis outage agents
     still work over REST rather than every call failing (seen in the Redis restart fault

@@ -1,8 +1,7 @@
 """Model rows read with statements written out once, for the hottest reads (a message page, an
-API token, the conversation a message goes into). Django's query compiler resolves a queryset's
-columns, joins and converters again on every call; profiled, that cost more CPU than PostgreSQL
-spent running these statements. What the compiler would do is done here once per model (and
-database vendor), and rows become instances the way ``QuerySet.raw()`` makes them: the same
+API token, the conversation a message goes into; why: docs/decisions.md, "Hot reads are written
+out the same way"). What Django's query compiler would do on every call is done here once per
+model (and database vendor), and rows become instances the way ``QuerySet.raw()`` makes them: the same
 value conversions, ``from_db``, on Django's own connection (same transaction, same locks)."""
 
 from __future__ import annotations
@@ -12,9 +11,10 @@ from typing import NamedTuple
 
 from django.db import connection, models
 
-# The largest value an integer column (bigint) holds. Larger ones match no row; SQLite's driver
-# cannot even send them (OverflowError), so callers with values from a client check first.
-MAX_INTEGER = 2**63 - 1
+# The largest id (or seq) a bigint column holds; the one definition. Larger ones match no row;
+# SQLite's driver cannot even send them (OverflowError), so callers with values from a client
+# check first.
+MAX_ID = 2**63 - 1
 
 
 class Columns(NamedTuple):

@@ -151,8 +151,7 @@ else:
 _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
 if _db["ENGINE"] == "django.db.backends.postgresql" and _prepare_threshold > 0:
     # Prepared statements: psycopg prepares a query the connection has run this many times, and
-    # PostgreSQL then skips planning it (planning was most of the database's time for the
-    # small queries of a request: ~1 ms for the visibility check of a conversation). Needs
+    # PostgreSQL then skips planning it (docs/decisions.md, "Prepared statements"). Needs
     # server-side binding. DATABASE_PREPARE_THRESHOLD=0 turns both off, for a pooler in
     # transaction mode that does not track prepared statements (PgBouncer before 1.21).
     _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=_prepare_threshold)

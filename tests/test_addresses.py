@@ -11,7 +11,19 @@ from rest_framework.test import APIClient
 
 from omnichannel.addresses import client_address, from_trusted_proxy, parse_trusted_proxies
 from omnichannel.api import WidgetThrottle
-from tests.conversations.conftest import *  # noqa: F403 - the live widget
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 
 PROXY = "10.0.0.2"
 PROXIES = ["10.0.0.0/8"]

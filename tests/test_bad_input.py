@@ -8,10 +8,21 @@ import json
 import pytest
 from django.test import Client
 
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.factories import api_key
-from tests.urlconf import *  # noqa: F403 - staff_agent, samples (fixtures)
-from tests.urlconf import endpoints
+from tests.urlconf import endpoints, samples, staff_agent, unthrottled  # noqa: F401 - fixtures
 
 HX = {"HTTP_HX_REQUEST": "true"}
 # Unicode digits pass str.isdigit() but not int(); the rest overflow integers or columns.

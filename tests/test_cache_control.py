@@ -7,10 +7,21 @@ from __future__ import annotations
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.realtime.conftest import customer_token
-from tests.urlconf import *  # noqa: F403 - staff_agent, samples (fixtures)
-from tests.urlconf import endpoints
+from tests.urlconf import endpoints, samples, staff_agent, unthrottled  # noqa: F401 - fixtures
 
 
 def no_store(response) -> bool:

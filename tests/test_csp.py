@@ -8,7 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.factories import UserFactory
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

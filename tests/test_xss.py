@@ -10,7 +10,19 @@ import pytest
 
 from conversations import services
 from conversations.models import Conversation, Status
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.factories import CustomerFactory
 from tests.xss import BODIES, IMG, NAME, NOTES, SCRIPT, live_markup
 

@@ -23,10 +23,10 @@ work is asked for by task name through conversations.jobs.
 from conversations.services.assignment import (
     conversation_assign,
     conversation_pick,
-    drain_queue,
-    drain_queues,
-    queue_positions_notify,
-    request_drain,
+    queue_drain,
+    queue_positions_publish,
+    queues_drain,
+    queues_drain_request,
 )
 from conversations.services.lifecycle import (
     conversation_affinity_expire,
@@ -42,7 +42,6 @@ from conversations.services.lifecycle import (
 from conversations.services.messages import (
     MAX_BODY,
     MAX_CLIENT_ID,
-    MAX_ID,
     SendResult,
     aagent_message_append,
     acustomer_message_append,
@@ -54,22 +53,22 @@ from conversations.services.messages import (
 )
 from conversations.services.presence import (
     agent_presence_refresh,
-    agent_set_presence,
-    customer_connected,
-    customer_disconnected,
-    sync_presence,
+    agent_presence_set,
+    agent_presence_sync,
+    customer_connect,
+    customer_disconnect,
 )
 
 __all__ = [
     "MAX_BODY",
     "MAX_CLIENT_ID",
-    "MAX_ID",
     "SendResult",
     "aagent_message_append",
     "acustomer_message_append",
     "agent_message_send",
     "agent_presence_refresh",
-    "agent_set_presence",
+    "agent_presence_set",
+    "agent_presence_sync",
     "clean_body",
     "clean_client_id",
     "conversation_affinity_expire",
@@ -83,13 +82,12 @@ __all__ = [
     "conversation_resume",
     "conversation_transfer",
     "conversation_wait",
-    "customer_connected",
+    "customer_connect",
     "customer_conversation_end",
-    "customer_disconnected",
+    "customer_disconnect",
     "customer_message_send",
-    "drain_queue",
-    "drain_queues",
-    "queue_positions_notify",
-    "request_drain",
-    "sync_presence",
+    "queue_drain",
+    "queue_positions_publish",
+    "queues_drain",
+    "queues_drain_request",
 ]

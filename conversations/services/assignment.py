@@ -29,7 +29,7 @@ from workstreams.models import AssignmentMethod, DistributionMode, Queue
 from workstreams.models import AutomatedMessageKind as Kind
 
 
-def request_drain(queue_ids) -> None:
+def queues_drain_request(*, queue_ids: Iterable[int]) -> None:
     """After the commit, ask Celery to assign waiting conversations of these queues."""
     ids = sorted({int(queue_id) for queue_id in queue_ids if queue_id})
     if ids:
@@ -158,7 +158,7 @@ def conversation_assign(*, conversation_id: int, agent: Agent) -> Conversation:
 BATCH = 50  # conversations assigned per transaction
 
 
-def assign_batch(queue_id: int, *, skip_workstreams: set[int], size: int = BATCH) -> tuple[int, set[int], int]:
+def _assign_batch(queue_id: int, *, skip_workstreams: set[int], size: int = BATCH) -> tuple[int, set[int], int]:
     """Assign the first conversations of the queue that can be assigned now, up to ``size``,
     in one transaction. Returns (assigned, workstreams whose head found no eligible agent,
     conversations looked at); nothing looked at means nothing is left to try.
@@ -224,12 +224,12 @@ def assign_batch(queue_id: int, *, skip_workstreams: set[int], size: int = BATCH
     return len(pairs), blocked, len(conversations)
 
 
-def drain_queue(queue_id: int, *, limit: int = 10_000) -> int:
+def queue_drain(*, queue_id: int, limit: int = 10_000) -> int:
     """Assign as many waiting conversations of one queue as agents can take."""
     assigned = 0
     blocked: set[int] = set()
     while assigned < limit:
-        done, newly_blocked, looked_at = assign_batch(
+        done, newly_blocked, looked_at = _assign_batch(
             queue_id, skip_workstreams=blocked, size=min(BATCH, limit - assigned)
         )
         assigned += done
@@ -237,19 +237,19 @@ def drain_queue(queue_id: int, *, limit: int = 10_000) -> int:
         if not looked_at or not (done or newly_blocked):
             break
     if assigned or blocked:
-        queue_positions_notify(queue_id=queue_id)
+        queue_positions_publish(queue_id=queue_id)
     return assigned
 
 
-def drain_queues(queue_ids: Iterable[int] | None = None) -> int:
+def queues_drain(*, queue_ids: Iterable[int] | None = None) -> int:
     """Drain queues in priority order (all queues when ``queue_ids`` is None)."""
     queues = Queue.objects.order_by("priority", "pk")
     if queue_ids is not None:
         queues = queues.filter(pk__in=list(queue_ids))
-    return sum(drain_queue(pk) for pk in queues.values_list("pk", flat=True))
+    return sum(queue_drain(queue_id=pk) for pk in queues.values_list("pk", flat=True))
 
 
-def queue_positions_notify(*, queue_id: int) -> int:
+def queue_positions_publish(*, queue_id: int) -> int:
     """Rule 5: live-chat customers waiting in a queue hear their position (from 2 on) and
     the average wait, when first queued and whenever either changes materially."""
     now = timezone.now()

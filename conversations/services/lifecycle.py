@@ -16,7 +16,7 @@ from conversations import events, jobs
 from conversations.errors import AgentUnavailable, CustomerCannotEnd, InvalidTransition, NotFound, ValidationFailed
 from conversations.models import Conversation, Customer, EndedBy, Status
 from conversations.selectors import capacity_used
-from conversations.services.assignment import _activate, _agent_queue_ids, request_drain
+from conversations.services.assignment import _activate, _agent_queue_ids, queues_drain_request
 from conversations.services.common import (
     _check_agent,
     _locked,
@@ -28,7 +28,7 @@ from conversations.services.common import (
     _save,
     _system,
 )
-from conversations.services.presence import sync_presence
+from conversations.services.presence import agent_presence_sync
 from conversations.sweeps import still_due
 from workstreams.models import AutomatedMessageKind as Kind
 from workstreams.models import ChatWidget, Queue
@@ -44,7 +44,7 @@ def _customer_returns(conversation: Conversation, now: datetime) -> None:
         _move(conversation, Status.ACTIVE)  # back to the same agent, even above capacity
         conversation.returned_at = now
         events.publish_notification(agent.pk, "customer_returned", conversation.pk)
-        sync_presence(agent.pk, now)
+        agent_presence_sync(agent_id=agent.pk, now=now)
     else:
         _requeue(conversation, queued_at=now)
 
@@ -65,8 +65,8 @@ def _requeue(conversation: Conversation, *, queued_at: datetime, queue: Queue | 
 
 def _after_capacity_freed(conversation: Conversation, agent_id: int | None, now: datetime) -> None:
     if agent_id:
-        sync_presence(agent_id, now)
-    request_drain([conversation.queue_id, *(_agent_queue_ids(agent_id) if agent_id else [])])
+        agent_presence_sync(agent_id=agent_id, now=now)
+    queues_drain_request(queue_ids=[conversation.queue_id, *(_agent_queue_ids(agent_id) if agent_id else [])])
 
 
 def customer_conversation_end(*, widget: ChatWidget, customer: Customer) -> Conversation:
@@ -126,7 +126,7 @@ def conversation_resume(*, conversation_id: int, agent: Agent) -> Conversation:
         conversation.waiting_since = None
         conversation.last_activity_at = now
         _save(conversation)
-        sync_presence(agent.pk, now)
+        agent_presence_sync(agent_id=agent.pk, now=now)
     return conversation
 
 
@@ -208,13 +208,13 @@ def conversation_transfer(
             _system(conversation, now, Kind.TRANSFERRED, agent_name=target.display_name)
             _save(conversation, previous_agent_id=previous)
             events.publish_notification(target.pk, "assigned", conversation.pk)
-            sync_presence(target.pk, now)
+            agent_presence_sync(agent_id=target.pk, now=now)
         else:
             _system(conversation, now, Kind.TRANSFERRED, queue_name=to_queue.name)
             _requeue(conversation, queued_at=now, queue=to_queue)
             conversation.last_activity_at = now
             _save(conversation, previous_agent_id=previous)
-            request_drain([to_queue.pk])
+            queues_drain_request(queue_ids=[to_queue.pk])
         if previous:
             _after_capacity_freed(conversation, previous, now)
     return conversation

@@ -42,7 +42,7 @@ from conversations.errors import (
 )
 from conversations.models import Conversation, Customer, Message, Sender, Status
 from conversations.policy import eligible_agent_ids
-from conversations.services.assignment import request_drain
+from conversations.services.assignment import queues_drain_request
 from conversations.services.common import (
     _check_agent,
     _move,
@@ -53,7 +53,7 @@ from conversations.services.common import (
     _system,
 )
 from conversations.services.lifecycle import _customer_returns
-from conversations.services.presence import sync_presence
+from conversations.services.presence import agent_presence_sync
 from conversations.services.sql import (
     _has_client_message,
     _insert_message,
@@ -72,7 +72,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 4000
 MAX_CLIENT_ID = 64
-MAX_ID = rows.MAX_INTEGER  # a primary key (bigint); larger ids do not exist
 
 
 # What a message that only appends changes in its conversation, by the side that writes it.
@@ -209,7 +208,7 @@ def customer_message_send(
         if changed and conversation.status == Status.OPEN:
             # A conversation entered the queue (a later message in it changes nothing there).
             # After the frames above, so a client never sees "open" after "active".
-            request_drain([conversation.queue_id])
+            queues_drain_request(queue_ids=[conversation.queue_id])
     return SendResult(message, conversation, created=True)
 
 
@@ -250,7 +249,7 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
     now = timezone.now()
     with transaction.atomic():
         # Its own row only (the message path needs no related object; they load on first use).
-        in_range = isinstance(conversation_id, int) and 0 < conversation_id <= MAX_ID
+        in_range = isinstance(conversation_id, int) and 0 < conversation_id <= rows.MAX_ID
         conversation = _lock_row("id = %s", [conversation_id]) if in_range else None
         if conversation is None:
             raise NotFound()
@@ -284,7 +283,7 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
             conversation.returned_at = None
             _save(conversation, publish=True)
         if resumed:
-            sync_presence(agent.pk, now)
+            agent_presence_sync(agent_id=agent.pk, now=now)
     return SendResult(message, conversation, created=True)
 
 
@@ -348,7 +347,7 @@ async def aagent_message_append(
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     in_range = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
-    if not (in_range and 0 < conversation_id <= MAX_ID):
+    if not (in_range and 0 < conversation_id <= rows.MAX_ID):
         return None
     params = {"conversation": conversation_id, "sender": Sender.AGENT, "client_id": client_id}
 
@@ -398,5 +397,5 @@ async def _append_on_loop(sender: str, params: dict, plan) -> SendResult | None:
         return None
     if planned is None:
         return None
-    events.publish_message_committed(message)
+    events.publish_message_now(message)
     return SendResult(message, conversation, created=True)

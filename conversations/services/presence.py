@@ -17,7 +17,7 @@ from conversations.errors import ValidationFailed
 from conversations.models import Customer
 from conversations.policy import AUTOMATIC_PRESENCES, presence_for
 from conversations.selectors import capacity_used
-from conversations.services.assignment import _agent_queue_ids, request_drain
+from conversations.services.assignment import _agent_queue_ids, queues_drain_request
 from conversations.services.common import _locked_agent
 
 
@@ -29,7 +29,7 @@ class Identified(Protocol):
     def pk(self) -> int: ...
 
 
-def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
+def agent_presence_sync(*, agent_id: int, now: datetime | None = None) -> Agent:
     """Presence follows capacity unless the agent chose otherwise: free -> available,
     partly used -> busy, full -> busy_dnd."""
     now = now or timezone.now()
@@ -40,7 +40,7 @@ def sync_presence(agent_id: int, now: datetime | None = None) -> Agent:
 
 
 def _follow_capacity(agent: Agent, used: int, now: datetime) -> None:
-    """``sync_presence`` for an agent locked by the caller, who knows its capacity in use."""
+    """``agent_presence_sync`` for an agent locked by the caller, who knows its capacity in use."""
     presence = presence_for(agent, used)
     if presence != agent.presence:
         agent.presence = presence
@@ -48,7 +48,7 @@ def _follow_capacity(agent: Agent, used: int, now: datetime) -> None:
         events.publish_agent(agent, now, used)
 
 
-def agent_set_presence(*, agent: Agent, presence: str) -> Agent:
+def agent_presence_set(*, agent: Agent, presence: str) -> Agent:
     """Choosing "available" lets presence follow capacity again (rule 13); any other
     choice sticks. A presence that allows work triggers the agent's queues to drain."""
     if presence not in Presence.values:
@@ -59,9 +59,9 @@ def agent_set_presence(*, agent: Agent, presence: str) -> Agent:
         locked.presence = presence
         locked.presence_auto = presence == Presence.AVAILABLE
         locked.save(update_fields=["presence", "presence_auto"])
-        locked = sync_presence(locked.pk, now)
+        locked = agent_presence_sync(agent_id=locked.pk, now=now)
         events.publish_agent(locked, now)
-        request_drain(_agent_queue_ids(locked.pk))
+        queues_drain_request(queue_ids=_agent_queue_ids(locked.pk))
     return locked
 
 
@@ -70,13 +70,13 @@ def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:
     admin): presence follows it (rule 13), and the agent's queues drain (rule 4)."""
     now = timezone.now()
     with transaction.atomic():
-        agent = sync_presence(agent_id, now)
+        agent = agent_presence_sync(agent_id=agent_id, now=now)
         if drain:
-            request_drain(_agent_queue_ids(agent_id))
+            queues_drain_request(queue_ids=_agent_queue_ids(agent_id))
     return agent
 
 
-def customer_connected(*, customer: Customer | Identified) -> None:
+def customer_connect(*, customer: Customer | Identified) -> None:
     with transaction.atomic():
         locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
         if locked is None:  # erased meanwhile (conversations.privacy)
@@ -86,7 +86,7 @@ def customer_connected(*, customer: Customer | Identified) -> None:
         locked.save(update_fields=["connection_count", "disconnected_at"])
 
 
-def customer_disconnected(*, customer: Customer | Identified) -> None:
+def customer_disconnect(*, customer: Customer | Identified) -> None:
     with transaction.atomic():
         locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
         if locked is None:  # erased while connected: nothing left to record

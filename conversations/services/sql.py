@@ -1,8 +1,8 @@
 """Every statement of the engine written out by hand, and the helpers that run them.
 
-A message runs a few statements. Profiled under load, Django's query compiler spent more CPU
-building them than PostgreSQL spent running them, so they are written out once here (from the
-models' metadata) and run on Django's own connection: same transaction, same row locks, same
+The statements of a message are written out once here (from the models' metadata; why:
+docs/decisions.md, "The four statements of a message are written out") and run on Django's own
+connection: same transaction, same row locks, same
 on_commit hooks, same conversions of values (raw() and get_db_prep_save), on either database.
 A message from a socket into an active conversation sends the same INSERT and UPDATE, with the
 same values, on a connection of the server's event loop instead (``_loop_lock_sql`` reads the row

@@ -1,10 +1,22 @@
-"""The inbox's cast: the engine's (tests/conversations/conftest.py) plus signed-in clients."""
+"""The inbox's cast: the engine's (tests/cast.py) plus signed-in clients."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conversations.conftest import *  # noqa: F403 - queue, alice, bob, live, persistent, customer, ...
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.factories import UserFactory
 
 

@@ -99,7 +99,7 @@ def test_a_row_shows_the_last_message_and_counts_unread_customer_messages_until_
 def test_the_header_shows_presence_capacity_and_customers_waiting_in_my_queues(alice_client, alice, live, commit):
     with commit():
         start(live)  # alice takes it: 50 of 100 units
-    services.agent_set_presence(agent=alice, presence=Presence.AWAY)
+    services.agent_presence_set(agent=alice, presence=Presence.AWAY)
     with commit():
         start(live)
         start(live)  # nobody to take these two
@@ -124,7 +124,7 @@ def test_the_inbox_page_runs_a_constant_number_of_queries_however_many_conversat
             Conversation.objects.filter(pk=conversation.pk).update(status=Status.ACTIVE, agent=alice)
             services.customer_message_send(widget=live, customer=conversation.customer, body="More")
 
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)  # nothing assigned by the engine
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)  # nothing assigned by the engine
     add_conversations(2)
     few = count_queries()
     add_conversations(198)
@@ -218,12 +218,12 @@ def test_without_javascript_an_action_redirects_with_a_message(alice_client, ali
 
 
 def test_transfer_to_another_agent_or_to_a_queue(alice_client, alice, bob, live, queue, commit):
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         conversation = start(live)
     conversation.refresh_from_db()
     assert conversation.agent_id == alice.pk
-    services.agent_set_presence(agent=bob, presence=Presence.AVAILABLE)
+    services.agent_presence_set(agent=bob, presence=Presence.AVAILABLE)
     with commit():
         response = alice_client.post(
             reverse("agents:action", args=[conversation.pk, "transfer"]), {"target": f"agent:{bob.pk}"}, **HX
@@ -234,8 +234,8 @@ def test_transfer_to_another_agent_or_to_a_queue(alice_client, alice, bob, live,
     assert conversation.agent_id == bob.pk
 
     alice_client.force_login(bob.user)
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         alice_client.post(
             reverse("agents:action", args=[conversation.pk, "transfer"]), {"target": f"queue:{queue.pk}"}, **HX
@@ -317,7 +317,7 @@ def test_the_transcript_downloads_as_plain_text(alice_client, alice, persistent,
 
 
 def test_marking_read_only_moves_forward_and_only_for_my_conversations(alice_client, alice, bob, live, commit):
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         conversation = start(live)
     url = reverse("agents:mark-read", args=[conversation.pk])
@@ -339,7 +339,7 @@ def test_marking_read_only_moves_forward_and_only_for_my_conversations(alice_cli
 def test_marking_someone_elses_conversation_read_is_not_found(client, alice, bob, live, commit):
     """Found by the authorization matrix: it answered 204 (and did nothing) where every other
     path says the conversation does not exist."""
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         conversation = start(live)
     conversation.refresh_from_db()

@@ -38,13 +38,13 @@ def test_only_staff_may_open_the_supervisor_view(client, alice):
 def test_supervisors_see_every_ongoing_conversation_with_wait_and_handle_time(
     supervisor_client, alice, bob, live, persistent, commit
 ):
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         active = start(live)
         waiting = start(persistent)
     with commit():
         services.conversation_wait(conversation_id=waiting.pk, agent=alice)
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     with commit():
         queued = start(live)
         closed = start(live)
@@ -59,10 +59,10 @@ def test_supervisors_see_every_ongoing_conversation_with_wait_and_handle_time(
 
 
 def test_the_supervisor_filters_by_queue_agent_and_status(supervisor_client, alice, bob, live, commit):
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         mine = start(live)
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     with commit():
         queued = start(live)
     url = reverse("agents:supervisor")
@@ -92,7 +92,7 @@ def test_the_supervisor_force_closes_a_conversation(supervisor_client, alice, li
 
 
 def test_the_supervisor_assigns_an_open_conversation_even_above_capacity(supervisor_client, alice, live, commit):
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     with commit():
         conversation = start(live)
     assert Conversation.objects.get(pk=conversation.pk).status == Status.OPEN
@@ -105,7 +105,7 @@ def test_the_supervisor_assigns_an_open_conversation_even_above_capacity(supervi
 
 
 def test_the_supervisor_transfers_a_conversation_to_another_agent(supervisor_client, alice, bob, live, commit):
-    services.agent_set_presence(agent=bob, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=bob, presence=Presence.OFFLINE)
     with commit():
         conversation = start(live)
     with commit():
@@ -135,7 +135,7 @@ def test_the_supervisor_view_runs_a_constant_number_of_queries(supervisor_client
             supervisor_client.get(reverse("agents:supervisor"))
         return len(queries)
 
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     start(live)
     few = count()
     for _ in range(30):

@@ -3,7 +3,19 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 

@@ -14,12 +14,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conversations.authentication import issue_visitor_token
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 from tests.realtime.test_fuzz_frames import SOCKET_CODES, json_values
-from tests.urlconf import *  # noqa: F403 - staff_agent, samples, unthrottled (fixtures)
-from tests.urlconf import endpoints
+from tests.urlconf import endpoints, samples, staff_agent, unthrottled  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 

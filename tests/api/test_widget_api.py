@@ -211,7 +211,7 @@ def test_customer_endpoints_ignore_an_admin_session_and_need_no_csrf(persistent,
 
 
 def test_presence_offline_agent_leaves_the_conversation_open(persistent, as_customer, alice, commit):
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     with commit():
         as_customer().post(W.format(persistent.widget_key) + "conversation/messages/", {"body": "Hi"}, format="json")
     assert (

@@ -8,7 +8,19 @@ import shutil
 
 import pytest
 
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.servers import free_port, uvicorn_in_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

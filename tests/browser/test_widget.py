@@ -348,14 +348,14 @@ def test_a_message_frame_the_channel_layer_lost_is_fetched_by_seq(live_url, new_
     sent(panel, "Hello")
     conversation = current_conversation(persistent)
 
-    real_send_now = events.send_now
+    real_send_now = events.publish_now
 
     def lossy(groups, frame):
         if frame.get("type") == "message" and frame["message"]["body"] == "Lost on the way":
             return  # the layer dropped it
         real_send_now(groups, frame)
 
-    monkeypatch.setattr(events, "send_now", lossy)
+    monkeypatch.setattr(events, "publish_now", lossy)
     agent_writes(conversation.pk, alice, "Lost on the way")
     agent_writes(conversation.pk, alice, "Arrived")
     expect(panel.locator("li.msg-agent")).to_have_count(2)

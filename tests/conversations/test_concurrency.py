@@ -14,7 +14,7 @@ from conversations import services
 from conversations.errors import NotFound
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import capacity_used
-from conversations.services import drain_queue
+from conversations.services import queue_drain
 from tests.factories import AgentFactory, ChatWidgetFactory, CustomerFactory, QueueFactory, WorkstreamFactory
 from workstreams.models import DistributionMode
 
@@ -60,7 +60,7 @@ def test_concurrent_workers_never_over_assign_an_agent_or_assign_a_conversation_
     Conversation.objects.filter(status=Status.ACTIVE).update(status=Status.OPEN, agent=None)  # start from a full queue
     Message.objects.filter(kind="agent_joined").delete()
 
-    results = run_concurrently([lambda: drain_queue(queue.pk)] * 4)
+    results = run_concurrently([lambda: queue_drain(queue_id=queue.pk)] * 4)
     assert not [r for r in results if isinstance(r, BaseException)], results
 
     used = capacity_used([a.pk for a in agents])
@@ -173,7 +173,7 @@ def test_a_drain_waits_for_a_conversation_another_transaction_holds_instead_of_l
     def drain_while_held():
         locked.wait(10)
         threading.Timer(0.5, release.set).start()
-        return drain_queue(queue.pk)
+        return queue_drain(queue_id=queue.pk)
 
     assert run_concurrently([hold_the_row, drain_while_held]) == [None, 1]
     conversation.refresh_from_db()
@@ -195,6 +195,6 @@ def test_two_drains_at_once_spread_conversations_by_highest_free_capacity():
 
     for _ in range(5):
         Conversation.objects.update(status=Status.OPEN, agent=None)
-        results = run_concurrently([lambda: drain_queue(queue.pk), lambda: drain_queue(queue.pk)])
+        results = run_concurrently([lambda: queue_drain(queue_id=queue.pk), lambda: queue_drain(queue_id=queue.pk)])
         assert sum(results) == 2
         assert Counter(Conversation.objects.values_list("agent_id", flat=True)) == {a.pk: 1 for a in agents}

@@ -63,7 +63,7 @@ def into(state: str, twin: Twin) -> Conversation | None:
     if state == "none":
         return None
     if state in ("open", "another_agents"):
-        services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+        services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
         if state == "another_agents":
             widget.workstream.queue.agents.add(
                 AgentFactory(user__first_name="Bob", presence=Presence.AVAILABLE, capacity=100)

@@ -16,7 +16,7 @@ from agents.models import Agent, Presence
 from conversations import services
 from conversations.errors import DomainError
 from conversations.models import TRANSITIONS, Conversation, Customer, Message, Status
-from conversations.services import drain_queues
+from conversations.services import queues_drain
 from conversations.tasks import sweep_task
 from tests.factories import (
     AgentFactory,
@@ -118,13 +118,13 @@ def test_random_sequences_keep_capacity_transitions_and_seq_invariants(db, data)
                     if statuses.get(result.conversation.pk) == Status.WAITING:
                         exempt.add(result.conversation.pk)
                 elif action == "drain":
-                    drain_queues()
+                    queues_drain()
                 elif action == "presence":
                     presence = data.draw(st.sampled_from(Presence.values), label="presence")
-                    services.agent_set_presence(agent=agent, presence=presence)
+                    services.agent_presence_set(agent=agent, presence=presence)
                 elif action == "customer_leaves":
-                    services.customer_connected(customer=customer)
-                    services.customer_disconnected(customer=customer)
+                    services.customer_connect(customer=customer)
+                    services.customer_disconnect(customer=customer)
                 elif action == "time_passes":
                     clock.shift(data.draw(st.sampled_from(TIME_STEPS), label="time"))
                     sweep_task()  # auto-close, disconnect grace, affinity timeouts, presence, drain
@@ -170,6 +170,6 @@ def test_random_sequences_keep_capacity_transitions_and_seq_invariants(db, data)
             )
             statuses = check_invariants(statuses, exempt)
             if data.draw(st.booleans(), label="the system drains"):  # as it does after most commits
-                drain_queues()
+                queues_drain()
                 statuses = check_invariants(statuses, exempt)
         transaction.set_rollback(True)

@@ -24,7 +24,7 @@ from conversations.errors import (
 )
 from conversations.models import Conversation, Message, Status
 from conversations.selectors import agent_capacity, current_conversation
-from conversations.services import drain_queues
+from conversations.services import queues_drain
 from conversations.tasks import average_wait_task, sweep_task
 from tests.factories import (
     AgentFactory,
@@ -138,7 +138,7 @@ def test_agents_outside_allowed_presences_or_queue_or_capacity_are_not_eligible(
     AgentFactory(presence=Presence.AVAILABLE)  # not in the queue
     AgentFactory(presence=Presence.AVAILABLE, capacity=40).queues.add(queue)  # < 50 units
     conversation = say(persistent, customer).conversation
-    assert drain_queues() == 0
+    assert queues_drain() == 0
     assert refresh(conversation).status == Status.OPEN
 
 
@@ -149,10 +149,10 @@ def test_highest_available_capacity_wins_and_ties_go_to_the_least_recently_assig
     small = AgentFactory(user__username="small", capacity=100)
     queue.agents.add(big, small)
     c1 = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
-    drain_queues()
+    queues_drain()
     assert refresh(c1).agent == big  # 200 free beats 100 free
     c2 = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
-    drain_queues()
+    queues_drain()
     # Now both have 100 free (tie); small was never assigned, so small gets it.
     assert refresh(c2).agent == small
 
@@ -165,7 +165,7 @@ def test_round_robin_rotates_through_the_queues_agents(live, queue):
     assigned = []
     for _ in range(6):
         conversation = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
-        drain_queues()
+        queues_drain()
         assigned.append(refresh(conversation).agent_id)
     ids = sorted(agent.pk for agent in agents)
     assert assigned == ids + ids
@@ -178,7 +178,7 @@ def test_one_drain_fills_every_agent_counting_its_own_assignments(live, queue):
     ]
     agents = [AgentFactory(user__username=f"a{i}", capacity=100) for i in range(3)]  # 2 conversations each
     queue.agents.add(*agents)
-    assert drain_queues() == 6
+    assert queues_drain() == 6
     loads = sorted(Conversation.objects.filter(status=Status.ACTIVE).values_list("agent_id", flat=True))
     assert loads == sorted([agent.pk for agent in agents] * 2)
     assert refresh(conversations[-1]).status == Status.OPEN  # first in, first out: the last one waits
@@ -195,7 +195,7 @@ def test_round_robin_rotates_within_one_drain(live, queue):
     ]
     agents = [AgentFactory(user__username=f"rr{i}", capacity=1000) for i in range(3)]
     queue.agents.add(*agents)
-    drain_queues()
+    queues_drain()
     ids = sorted(agent.pk for agent in agents)
     assert [refresh(c).agent_id for c in conversations] == ids + ids
 
@@ -213,7 +213,7 @@ def test_a_drains_statements_do_not_grow_with_its_batch(live, queue):
             say(live, CustomerFactory(authentication_setting=None, widget=live))
         Agent.objects.update(presence=Presence.AVAILABLE)
         with CaptureQueriesContext(connection) as captured:
-            assert drain_queues() == size
+            assert queues_drain() == size
         counts.append(len(captured))
     assert counts[0] == counts[1] <= 17, counts  # 13 statements and 4 savepoint commands
     assert Conversation.objects.filter(status=Status.ACTIVE, agent__isnull=True).count() == 0
@@ -232,7 +232,7 @@ def test_queues_are_served_in_priority_order_and_first_in_first_out(queue):
     with time_machine.travel(timezone.now() - timedelta(minutes=5)):
         early_normal = say(w_normal, CustomerFactory(authentication_setting=None, widget=w_normal)).conversation
     urgent_one = say(w_urgent, CustomerFactory(authentication_setting=None, widget=w_urgent)).conversation
-    drain_queues()
+    queues_drain()
     assert refresh(urgent_one).agent == agent  # the urgent queue first, though newer
     assert refresh(early_normal).status == Status.OPEN
 
@@ -245,7 +245,7 @@ def test_each_queue_is_first_in_first_out(live, alice):
     for minutes_ago, customer in zip((3, 2, 1), customers, strict=True):
         with time_machine.travel(timezone.now() - timedelta(minutes=minutes_ago)):
             conversations.append(say(live, customer).conversation)
-    drain_queues()
+    queues_drain()
     assert [refresh(c).status for c in conversations] == [Status.ACTIVE, Status.OPEN, Status.OPEN]
 
 
@@ -321,7 +321,7 @@ def test_an_open_pick_conversation_outside_the_agents_queues_is_not_found(pick_w
 def test_capacity_is_derived_from_active_conversations(persistent, customer, other_customer, alice):
     c1 = say(persistent, customer).conversation
     say(persistent, other_customer)
-    drain_queues()
+    queues_drain()
     assert agent_capacity(alice) == {"total": 100, "used": 100, "available": 0}
     services.conversation_wait(conversation_id=c1.pk, agent=alice)
     assert agent_capacity(alice)["used"] == 50  # waiting costs nothing
@@ -342,7 +342,7 @@ def test_wrap_up_blocks_capacity_as_the_workstream_says(
     live.workstream.wrap_up_block_duration = duration
     live.workstream.save()
     conversation = say(live, visitor).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_end(conversation_id=conversation.pk, agent=alice)
     assert agent_capacity(alice)["used"] == blocked_now
     assert agent_capacity(alice, timezone.now() + timedelta(minutes=6))["used"] == blocked_later
@@ -367,7 +367,7 @@ def test_becoming_available_drains_the_queue(persistent, customer, alice, commit
         conversation = say(persistent, customer).conversation
     assert refresh(conversation).status == Status.OPEN
     with commit():
-        services.agent_set_presence(agent=alice, presence=Presence.AVAILABLE)
+        services.agent_presence_set(agent=alice, presence=Presence.AVAILABLE)
     assert refresh(conversation).agent == alice
 
 
@@ -429,7 +429,7 @@ def test_the_sweep_lets_presence_follow_capacity_that_freed_by_itself(live, alic
     alice.save()
     first = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
     second = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_end(conversation_id=first.pk, agent=alice)
     alice.refresh_from_db()
     assert alice.presence == Presence.BUSY_DND and refresh(second).status == Status.OPEN
@@ -486,12 +486,12 @@ def test_the_average_wait_is_told_again_only_when_it_moves_materially(live, visi
     queue.average_wait_seconds = 240
     queue.save()
     conversation = say(live, visitor).conversation
-    drain_queues()  # nobody to take it: the queue's customers hear the news
+    queues_drain()  # nobody to take it: the queue's customers hear the news
     assert kinds(conversation) == ["average_wait_time"]
     for seconds, told in ((300, 1), (480, 2), (500, 2)):  # 4 -> 5 minutes: no; -> 8: yes; -> 8: no
         queue.average_wait_seconds = seconds
         queue.save()
-        drain_queues()
+        queues_drain()
         assert kinds(conversation) == ["average_wait_time"] * told, seconds
     assert "8" in conversation.messages.filter(kind="average_wait_time").order_by("seq").last().body
 
@@ -513,7 +513,7 @@ def test_persistent_conversations_never_get_queue_messages(persistent, alice, co
 def test_average_wait_time_comes_from_the_queues_recent_assignments(live, alice, queue):
     with time_machine.travel(timezone.now() - timedelta(minutes=10)):
         conversation = say(live, CustomerFactory(authentication_setting=None, widget=live)).conversation
-    drain_queues()
+    queues_drain()
     assert refresh(conversation).status == Status.ACTIVE
     average_wait_task()
     queue.refresh_from_db()
@@ -525,7 +525,7 @@ def test_average_wait_time_comes_from_the_queues_recent_assignments(live, alice,
 
 def test_persistent_wait_parks_the_conversation_frees_capacity_and_says_so(persistent, customer, alice):
     conversation = say(persistent, customer).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     conversation = refresh(conversation)
     assert conversation.status == Status.WAITING and conversation.agent == alice
@@ -536,7 +536,7 @@ def test_persistent_wait_parks_the_conversation_frees_capacity_and_says_so(persi
 
 def test_live_wait_returns_the_conversation_to_its_queue(live, visitor, alice):
     conversation = say(live, visitor).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     conversation = refresh(conversation)
     assert conversation.status == Status.OPEN and conversation.agent is None
@@ -548,7 +548,7 @@ def test_live_wait_returns_the_conversation_to_its_queue(live, visitor, alice):
 @pytest.fixture
 def waiting(persistent, customer, alice):
     conversation = say(persistent, customer).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     return refresh(conversation)
 
@@ -569,7 +569,7 @@ def test_returning_customer_goes_to_the_same_agent_even_above_capacity(waiting, 
     setting = persistent.authentication_setting
     for _ in range(2):
         say(persistent, CustomerFactory(authentication_setting=setting))
-    drain_queues()
+    queues_drain()
     assert agent_capacity(alice)["available"] == 0
     say(persistent, customer, "I'm back")
     assert refresh(waiting).agent == alice
@@ -580,7 +580,7 @@ def test_returning_customer_goes_to_the_same_agent_even_above_capacity(waiting, 
 def test_returning_customer_of_an_unreachable_agent_is_routed_through_the_queue(
     waiting, persistent, customer, alice, bob, presence, commit
 ):
-    services.agent_set_presence(agent=alice, presence=presence)
+    services.agent_presence_set(agent=alice, presence=presence)
     with commit():
         say(persistent, customer, "I'm back")
     conversation = refresh(waiting)
@@ -609,7 +609,7 @@ def test_an_agents_answer_stops_the_affinity_timeout(waiting, persistent, custom
 def test_requeued_returning_customer_keeps_their_place_before_newer_customers(
     waiting, persistent, customer, alice, commit
 ):
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     say(persistent, customer, "I'm back")
     newer = say(persistent, CustomerFactory(authentication_setting=persistent.authentication_setting)).conversation
     late = AgentFactory(capacity=50)
@@ -627,7 +627,7 @@ def test_without_keep_same_agent_a_returning_customer_goes_back_to_the_queue(que
     )
     customer = CustomerFactory(authentication_setting=widget.authentication_setting)
     conversation = say(widget, customer).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     type(widget.workstream).objects.filter(pk=widget.workstream_id).update(keep_same_agent=False)
     widget.workstream.refresh_from_db()
@@ -654,7 +654,7 @@ def test_agent_writing_in_a_waiting_conversation_resumes_it(waiting, alice):
 
 def test_agent_ends_then_closes(persistent, customer, alice):
     conversation = say(persistent, customer).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_end(conversation_id=conversation.pk, agent=alice)
     conversation = refresh(conversation)
     assert conversation.status == Status.WRAP_UP and conversation.ended_by == "agent"
@@ -679,7 +679,7 @@ def test_customer_cannot_end_persistent_conversation(persistent, customer):
 
 def test_live_customer_ending_with_an_agent_leaves_wrap_up_for_the_agent(live, visitor, alice):
     conversation = say(live, visitor).conversation
-    drain_queues()
+    queues_drain()
     services.customer_conversation_end(widget=live, customer=visitor)
     conversation = refresh(conversation)
     assert conversation.status == Status.WRAP_UP and conversation.ended_by == "customer"
@@ -694,7 +694,7 @@ def test_live_customer_ending_before_an_agent_joined_closes_it(live, visitor):
 
 def test_after_close_the_next_message_starts_a_new_conversation_and_the_old_never_reopens(persistent, customer, alice):
     old = say(persistent, customer).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_end(conversation_id=old.pk, agent=alice)
     services.conversation_close(conversation_id=old.pk, agent=alice)
     new = say(persistent, customer, "New question").conversation
@@ -706,7 +706,7 @@ def test_after_close_the_next_message_starts_a_new_conversation_and_the_old_neve
 
 def test_after_the_agent_ends_the_customers_next_message_starts_a_new_conversation(persistent, customer, alice):
     old = say(persistent, customer).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_end(conversation_id=old.pk, agent=alice)
     assert current_conversation(customer, persistent.workstream).pk == old.pk  # shown as ended
     new = say(persistent, customer, "One more thing").conversation
@@ -778,7 +778,7 @@ def test_waiting_conversations_are_auto_closed_after_inactivity(waiting):
 
 def test_wrap_up_is_auto_closed_after_the_wrap_up_period(live, visitor, alice):
     conversation = say(live, visitor).conversation
-    drain_queues()
+    queues_drain()
     services.conversation_end(conversation_id=conversation.pk, agent=alice)
     with time_machine.travel(timezone.now() + timedelta(minutes=16)):
         sweep_task()
@@ -787,9 +787,9 @@ def test_wrap_up_is_auto_closed_after_the_wrap_up_period(live, visitor, alice):
 
 def test_live_customer_disconnected_past_the_grace_period_ends_the_conversation(live, visitor, alice):
     conversation = say(live, visitor).conversation
-    drain_queues()
-    services.customer_connected(customer=visitor)
-    services.customer_disconnected(customer=visitor)
+    queues_drain()
+    services.customer_connect(customer=visitor)
+    services.customer_disconnect(customer=visitor)
     with time_machine.travel(timezone.now() + timedelta(minutes=2)):
         sweep_task()
     assert refresh(conversation).status == Status.ACTIVE
@@ -800,8 +800,8 @@ def test_live_customer_disconnected_past_the_grace_period_ends_the_conversation(
 
 def test_live_customer_disconnected_before_an_agent_joined_closes_the_conversation(live, visitor):
     conversation = say(live, visitor).conversation
-    services.customer_connected(customer=visitor)
-    services.customer_disconnected(customer=visitor)
+    services.customer_connect(customer=visitor)
+    services.customer_disconnect(customer=visitor)
     with time_machine.travel(timezone.now() + timedelta(minutes=4)):
         assert sweep_task()["customer_disconnected"] == 1
     conversation = refresh(conversation)
@@ -811,9 +811,9 @@ def test_live_customer_disconnected_before_an_agent_joined_closes_the_conversati
 
 def test_persistent_customers_are_never_ended_for_disconnecting(persistent, customer, alice):
     conversation = say(persistent, customer).conversation
-    drain_queues()
-    services.customer_connected(customer=customer)
-    services.customer_disconnected(customer=customer)
+    queues_drain()
+    services.customer_connect(customer=customer)
+    services.customer_disconnect(customer=customer)
     with time_machine.travel(timezone.now() + timedelta(hours=2)):
         sweep_task()
     assert refresh(conversation).status == Status.ACTIVE
@@ -821,9 +821,9 @@ def test_persistent_customers_are_never_ended_for_disconnecting(persistent, cust
 
 def test_a_reconnected_live_customer_is_not_ended(live, visitor):
     conversation = say(live, visitor).conversation
-    services.customer_connected(customer=visitor)
-    services.customer_connected(customer=visitor)  # second tab
-    services.customer_disconnected(customer=visitor)
+    services.customer_connect(customer=visitor)
+    services.customer_connect(customer=visitor)  # second tab
+    services.customer_disconnect(customer=visitor)
     with time_machine.travel(timezone.now() + timedelta(minutes=10)):
         sweep_task()
     assert refresh(conversation).status == Status.OPEN
@@ -844,7 +844,7 @@ def test_supervisor_force_closes_anything(persistent, customer, alice):
 
 def test_messages_get_consecutive_seq_numbers(persistent, customer, alice):
     conversation = say(persistent, customer, "1").conversation
-    drain_queues()
+    queues_drain()
     services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="2")
     say(persistent, customer, "3")
     seqs = list(Message.objects.filter(conversation=conversation).order_by("seq").values_list("seq", flat=True))
@@ -856,7 +856,7 @@ def test_the_same_client_id_returns_the_stored_message_instead_of_a_duplicate(pe
     first = say(persistent, customer, "Hi", client_id="c-1")
     again = say(persistent, customer, "Hi", client_id="c-1")
     assert again.created is False and again.message.pk == first.message.pk
-    drain_queues()
+    queues_drain()
     a1 = services.agent_message_send(conversation_id=first.conversation.pk, agent=alice, body="Yo", client_id="c-1")
     a2 = services.agent_message_send(conversation_id=first.conversation.pk, agent=alice, body="Yo", client_id="c-1")
     assert a1.created and not a2.created and a1.message.pk == a2.message.pk
@@ -917,20 +917,20 @@ def test_a_failed_service_publishes_nothing(persistent, customer, broadcasts, co
 
 
 def test_presence_follows_capacity_unless_the_agent_chose_otherwise(persistent, customer, other_customer, alice):
-    services.agent_set_presence(agent=alice, presence=Presence.AVAILABLE)
+    services.agent_presence_set(agent=alice, presence=Presence.AVAILABLE)
     say(persistent, customer)
-    drain_queues()
+    queues_drain()
     alice.refresh_from_db()
     assert alice.presence == Presence.BUSY  # partly used
     say(persistent, other_customer)
-    drain_queues()
+    queues_drain()
     alice.refresh_from_db()
     assert alice.presence == Presence.BUSY_DND  # full
     conversation = Conversation.objects.filter(agent=alice).first()
     services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     alice.refresh_from_db()
     assert alice.presence == Presence.BUSY
-    services.agent_set_presence(agent=alice, presence=Presence.AWAY)
+    services.agent_presence_set(agent=alice, presence=Presence.AWAY)
     services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="back")
     alice.refresh_from_db()
     assert alice.presence == Presence.AWAY  # chosen, so it sticks
@@ -943,7 +943,7 @@ def test_automated_messages_use_the_widgets_language_and_workstream_overrides(qu
     widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, capacity_units=50), language="da")
     visitor = CustomerFactory(authentication_setting=None, widget=widget)
     conversation = say(widget, visitor).conversation
-    drain_queues()
+    queues_drain()
     assert refresh(conversation).messages.get(kind="agent_joined").body == "Alice er kommet ind i samtalen."
     AutomatedMessage.objects.create(
         workstream=widget.workstream, kind="ended_by_agent", language="da", text="Tak fra {agent_name}!"
@@ -972,7 +972,7 @@ def test_conversation_frames_reach_the_customer_in_the_order_of_the_changes(
     statuses = [f["conversation"]["status"] for g, f in broadcasts if g == group and f["type"] == "conversation"]
     assert statuses == ["open", "active"]
     services.conversation_wait(conversation_id=conversation.pk, agent=alice)
-    services.agent_set_presence(agent=alice, presence=Presence.OFFLINE)
+    services.agent_presence_set(agent=alice, presence=Presence.OFFLINE)
     broadcasts.clear()
     with commit():
         say(persistent, customer, "back")  # agent offline: the conversation goes back to the queue

@@ -26,9 +26,21 @@ from rest_framework.test import APIClient
 from conversations import services, sweeps
 from conversations.errors import OutsideOperatingHours
 from conversations.models import Conversation, Customer, Status
-from conversations.services import drain_queues
+from conversations.services import queues_drain
 from conversations.tasks import sweep_task
-from tests.conversations.conftest import *  # noqa: F403 - the engine's cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.conversations.test_concurrency import run_concurrently
 from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
 from workstreams.models import OperatingHours, OperatingInterval, Workstream
@@ -352,7 +364,7 @@ def test_a_24_hour_timeout_closes_after_24_real_hours_across_a_dst_change(
         conversation = say(widget, who).conversation
         if reason != "open_timeout":
             alice = request.getfixturevalue("alice")
-            drain_queues()
+            queues_drain()
             act = services.conversation_wait if reason == "waiting_timeout" else services.conversation_end
             act(conversation_id=conversation.pk, agent=alice)
     status = refresh(conversation).status
@@ -389,7 +401,7 @@ def test_the_affinity_timeout_is_an_hour_of_real_time_across_a_dst_change(
     nothing."""
     with time_machine.travel(returned - timedelta(hours=3), tick=False), commit():
         conversation = say(persistent, customer).conversation
-        drain_queues()
+        queues_drain()
         services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     bob = request.getfixturevalue("bob")
     with time_machine.travel(returned, tick=False), commit():
@@ -418,7 +430,7 @@ def test_a_worker_acting_on_a_stale_list_of_due_conversations_closes_nothing_twi
     auto_closed message."""
     with time_machine.travel(SPRING_SATURDAY_NOON, tick=False):
         conversation = say(persistent, customer).conversation
-        drain_queues()
+        queues_drain()
         services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     later = SPRING_SATURDAY_NOON + timedelta(days=2)
     with time_machine.travel(later, tick=False), commit():
@@ -445,7 +457,7 @@ def test_two_workers_sweeping_at_the_same_advanced_instant_close_each_due_conver
     ]
     with time_machine.travel(SPRING_SATURDAY_NOON, tick=False):
         conversations = [say(persistent, c).conversation for c in customers]
-        drain_queues()
+        queues_drain()
         for conversation in conversations[:4]:
             services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     with time_machine.travel(SPRING_SATURDAY_NOON + timedelta(days=1), tick=False):
@@ -477,13 +489,13 @@ def test_a_clock_stepped_back_closes_nothing_early_nothing_twice_and_raises_noth
     t0 = SPRING_SATURDAY_NOON
     with time_machine.travel(t0, tick=False):
         closed = say(persistent, customer).conversation
-        drain_queues()
+        queues_drain()
         services.conversation_wait(conversation_id=closed.pk, agent=alice)
     with time_machine.travel(t0 + timedelta(days=2), tick=False), commit():
         assert sweep_task()["waiting_timeout"] == 1
         # The clock is a day fast from here on: a conversation moved to waiting now is stamped a day ahead.
         fast = say(persistent, other_customer).conversation
-        drain_queues()
+        queues_drain()
         services.conversation_wait(conversation_id=fast.pk, agent=alice)
     stamped = refresh(fast).last_activity_at
     corrected = t0 + timedelta(days=1)  # NTP steps back a day
@@ -524,13 +536,13 @@ def test_a_week_long_jump_forward_closes_every_due_conversation_once_and_nothing
     with time_machine.travel(t0, tick=False):
         waiting, wrap_up, returning, quiet = (say(persistent, c).conversation for c in customers)
         leaving = say(live, leaver).conversation
-        drain_queues()
+        queues_drain()
         services.conversation_wait(conversation_id=waiting.pk, agent=alice)
         services.conversation_end(conversation_id=wrap_up.pk, agent=alice)
         services.conversation_wait(conversation_id=returning.pk, agent=alice)
         say(persistent, customers[2], "I'm back")
-        services.customer_connected(customer=leaver)
-        services.customer_disconnected(customer=leaver)
+        services.customer_connect(customer=leaver)
+        services.customer_disconnect(customer=leaver)
         unserved = say(live, visitor).conversation
     bob = request.getfixturevalue("bob")
     Agent.objects.filter(pk=bob.pk).update(capacity=1000)
@@ -569,10 +581,10 @@ def test_a_live_chat_sent_back_to_the_queue_gets_its_whole_open_period_there(liv
     closes 20 real minutes after the ✖ if nobody takes it."""
     with time_machine.travel(SPRING_SATURDAY_NOON, tick=False):
         conversation = say(live, visitor).conversation
-        drain_queues()
+        queues_drain()
     sent_back = SPRING_SATURDAY_NOON + timedelta(minutes=25)
     with time_machine.travel(sent_back, tick=False):
-        services.agent_set_presence(agent=alice, presence="away")  # nobody takes it again
+        services.agent_presence_set(agent=alice, presence="away")  # nobody takes it again
         services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     with time_machine.travel(sent_back + timedelta(minutes=1), tick=False), commit():
         assert "open_timeout" not in sweep_task()

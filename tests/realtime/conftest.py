@@ -14,7 +14,19 @@ from django.conf import settings
 from django.test import Client
 
 from omnichannel.asgi import application
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
 from tests.keys import rsa_key
 
 ORIGIN = "https://shop.example.com"

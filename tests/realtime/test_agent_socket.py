@@ -104,7 +104,7 @@ async def test_agent_and_customer_talk_both_ways(socket, persistent, alice):
 
 
 async def test_an_agent_cannot_write_into_someone_elses_conversation(socket, persistent, alice, bob):
-    await in_db(services.agent_set_presence)(agent=bob, presence=Presence.OFFLINE)
+    await in_db(services.agent_presence_set)(agent=bob, presence=Presence.OFFLINE)
     customer = await connect_customer(socket, persistent)
     await customer.send({"type": "message.send", "client_id": "c1", "body": "Hello"})
     await customer.until(lambda f: f["type"] == "conversation" and f["conversation"]["status"] == "active")

@@ -56,7 +56,7 @@ async def test_a_group_event_during_authentication_arrives_after_ready(socket, p
     read = WidgetConsumer._ready_state
 
     def slow_read(self, after_seq):
-        events.send_now([events.customer_group(self.customer.pk, self.widget.workstream_id)], {"type": "notice"})
+        events.publish_now([events.customer_group(self.customer.pk, self.widget.workstream_id)], {"type": "notice"})
         time.sleep(0.3)  # the event reaches the server's loop while this handler is still busy
         return read(self, after_seq)
 

@@ -20,7 +20,7 @@ async def test_frames_from_database_threads_arrive_once_each_and_in_commit_order
 
     def commit_frames():  # as the services do, from a thread the server loop called into
         for n in range(300):
-            events.send_now(["order.first", "order.second"], {"type": "test", "n": n})
+            events.publish_now(["order.first", "order.second"], {"type": "test", "n": n})
 
     await sync_to_async(commit_frames, thread_sensitive=False)()
     for channel in (first, second):
@@ -39,7 +39,7 @@ async def test_a_frame_sent_outside_the_server_reaches_the_group():
 
     def task():
         for n in range(50):
-            events.send_now(["outside"], {"type": "test", "n": n})
+            events.publish_now(["outside"], {"type": "test", "n": n})
         events.flush()
 
     await asyncio.to_thread(task)

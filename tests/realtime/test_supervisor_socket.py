@@ -46,7 +46,7 @@ async def test_a_supervisor_without_an_agent_profile_follows_every_conversation_
 
 
 async def test_agents_hear_how_many_customers_wait_in_their_queues(socket, alice, live):
-    await in_db(services.agent_set_presence)(agent=alice, presence=Presence.OFFLINE)
+    await in_db(services.agent_presence_set)(agent=alice, presence=Presence.OFFLINE)
     agent, _ready = await connect_agent(socket, alice)
     customer = socket(f"/ws/widget/{live.widget_key}/")
     assert await customer.connect()
@@ -58,7 +58,7 @@ async def test_agents_hear_how_many_customers_wait_in_their_queues(socket, alice
     frame = await agent.until(lambda f: f["type"] == "queue")
     assert frame == {"type": "queue", "queue_id": live.workstream.queue_id, "waiting": 1}
 
-    await in_db(services.agent_set_presence)(agent=alice, presence=Presence.AVAILABLE)  # takes it
+    await in_db(services.agent_presence_set)(agent=alice, presence=Presence.AVAILABLE)  # takes it
     frame = await agent.until(lambda f: f["type"] == "queue" and f["waiting"] == 0)
     assert frame["queue_id"] == live.workstream.queue_id
     await agent.close()

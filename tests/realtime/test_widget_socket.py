@@ -47,13 +47,13 @@ async def test_ready_then_send_echoes_the_message_as_the_acknowledgement(socket,
 
 
 async def test_persistent_chat_from_first_message_through_waiting_and_return(socket, persistent, alice):
-    await in_db(services.agent_set_presence)(agent=alice, presence=Presence.OFFLINE)
+    await in_db(services.agent_presence_set)(agent=alice, presence=Presence.OFFLINE)
     token = customer_token(persistent.authentication_setting)
     s, _ = await connect_customer(socket, persistent, token)
     await s.send({"type": "message.send", "client_id": "c-1", "body": "Hi"})
     await s.until(lambda f: f["type"] == "message" and f["message"]["kind"] == "offline_persistent")
 
-    await in_db(services.agent_set_presence)(agent=alice, presence=Presence.AVAILABLE)
+    await in_db(services.agent_presence_set)(agent=alice, presence=Presence.AVAILABLE)
     joined = await s.until(lambda f: f["type"] == "message" and f["message"]["kind"] == "agent_joined")
     assert "Alice" in joined["message"]["body"]
     active = await s.until(lambda f: f["type"] == "conversation" and f["conversation"]["status"] == "active")

@@ -1,1 +1,13 @@
-from tests.conversations.conftest import *  # noqa: F403 - the shared cast (widgets, agents, customers)
+from tests.cast import (  # noqa: F401 - fixtures
+    alice,
+    bob,
+    broadcasts,
+    commit,
+    customer,
+    eager_celery,
+    live,
+    other_customer,
+    persistent,
+    queue,
+    visitor,
+)
