@@ -20,7 +20,7 @@ from conversations import events, realtime
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
 from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
-from omnichannel.authentication import token_with_user
+from omnichannel.api_auth import token_with_user
 
 TYPING_INTERVAL = 2.0
 # Seconds between checks that an agent socket's access still stands, for the ends of access no

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from agents.models import Agent
 from conversations import events, services
-from conversations.authentication import authenticate_customer, get_widget, issue_visitor_token
+from conversations.customer_tokens import authenticate_customer, get_widget, issue_visitor_token
 from conversations.errors import AuthenticationRequired, NotFound, ValidationFailed
 from conversations.models import Conversation, Customer, Status
 from conversations.selectors import (

@@ -24,7 +24,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from conversations import events, realtime, services
-from conversations.authentication import authenticate_customer_until, get_widget
+from conversations.customer_tokens import authenticate_customer_until, get_widget
 from conversations.errors import (
     BadFrame,
     DomainError,

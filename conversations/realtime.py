@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from agents.models import Agent
 from conversations import services
-from conversations.authentication import get_widget
+from conversations.customer_tokens import get_widget
 from conversations.errors import NotFound
 from conversations.models import Customer
 from conversations.services import SendResult

@@ -18,7 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from conversations.errors import BadFrame, DomainError, RequestTooLarge
 from omnichannel import ratelimit
 from omnichannel.addresses import client_address
-from omnichannel.authentication import CsrfFailed
+from omnichannel.api_auth import CsrfFailed
 
 logger = logging.getLogger(__name__)
 

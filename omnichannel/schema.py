@@ -9,4 +9,4 @@ from drf_spectacular.authentication import SessionScheme
 class CsrfSessionScheme(SessionScheme):
     """Our SessionAuthentication (a stable ``csrf_failed`` code) is documented as DRF's is."""
 
-    target_class = "omnichannel.authentication.SessionAuthentication"
+    target_class = "omnichannel.api_auth.SessionAuthentication"

@@ -267,8 +267,8 @@ STORAGES = {
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "omnichannel.authentication.SessionAuthentication",  # CSRF refusals answer the code csrf_failed
-        "omnichannel.authentication.TokenAuthentication",  # agents.ApiToken by the key's digest
+        "omnichannel.api_auth.SessionAuthentication",  # CSRF refusals answer the code csrf_failed
+        "omnichannel.api_auth.TokenAuthentication",  # agents.ApiToken by the key's digest
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 
-from omnichannel.authentication import CSRF_FAILED_DETAIL
+from omnichannel.api_auth import CSRF_FAILED_DETAIL
 from workstreams.models import ChatWidget
 
 

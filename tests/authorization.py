@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from agents.models import Presence
 from conversations import services
-from conversations.authentication import issue_visitor_token
+from conversations.customer_tokens import issue_visitor_token
 from conversations.models import Conversation, Status
 from tests.factories import (
     AgentFactory,
@@ -118,7 +118,7 @@ def build_world() -> World:
     _assign(conversation, agent)
     services.agent_message_send(conversation_id=conversation.pk, agent=agent, body="Hello Carol")
 
-    from conversations.authentication import authenticate_customer
+    from conversations.customer_tokens import authenticate_customer
 
     visitor = authenticate_customer(live, visitor_token)
     visitor_conversation = services.customer_message_send(widget=live, customer=visitor, body=SECRET_VISITOR)

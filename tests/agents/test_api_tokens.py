@@ -21,7 +21,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from agents.models import SHOWN_PREFIX, ApiToken, key_digest
-from omnichannel.authentication import token_with_user
+from omnichannel.api_auth import token_with_user
 from tests.factories import UserFactory, api_key
 
 ME = "/api/v1/agent/me/"

@@ -13,7 +13,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conversations.authentication import issue_visitor_token
+from conversations.customer_tokens import issue_visitor_token
 from tests.cast import (  # noqa: F401 - fixtures
     alice,
     bob,

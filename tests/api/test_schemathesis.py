@@ -12,7 +12,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import checks
 
 from conversations import services
-from conversations.authentication import issue_visitor_token
+from conversations.customer_tokens import issue_visitor_token
 from tests.factories import api_key
 from tests.realtime.conftest import customer_token
 

@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from django.views.debug import SafeExceptionReporterFilter
 from rest_framework.test import APIClient
 
-from conversations.authentication import issue_visitor_token
+from conversations.customer_tokens import issue_visitor_token
 from tests.factories import api_key
 from tests.keys import rsa_key
 from tests.realtime.conftest import Socket, customer_token

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from conversations.authentication import authenticate_customer, issue_visitor_token
+from conversations.customer_tokens import authenticate_customer, issue_visitor_token
 from conversations.errors import AuthenticationRequired, InvalidToken
 from tests.factories import ChatWidgetFactory, WorkstreamFactory
 from tests.keys import rsa_key

@@ -14,7 +14,7 @@ from conversations import services
 from conversations.models import Conversation, Message
 from conversations.selectors import is_agents_conversation, message_page
 from conversations.services import sql
-from omnichannel.authentication import token_with_user
+from omnichannel.api_auth import token_with_user
 from tests.factories import CustomerFactory
 
 

@@ -187,7 +187,7 @@ def test_erasing_a_customer_that_is_gone_is_not_found(db):
 
 
 def test_after_erasure_the_same_sub_is_a_new_customer_with_no_history(customer, persistent, history):
-    from conversations.authentication import authenticate_customer
+    from conversations.customer_tokens import authenticate_customer
     from tests.realtime.conftest import customer_token
 
     services.conversation_force_close(conversation_id=history[1].pk)

@@ -15,17 +15,17 @@ from channels.db import database_sync_to_async as in_db
 
 from agents import consumers as agent_consumers
 from agents.models import Agent, ApiToken
-from conversations.authentication import (
+from conversations.consumers import CLOSE_UNAUTHENTICATED
+from conversations.customer_tokens import (
     VISITOR_TOKEN_MAX_AGE,
     authenticate_customer_until,
     get_widget,
     issue_visitor_token,
 )
-from conversations.consumers import CLOSE_UNAUTHENTICATED
 from conversations.models import Customer
 from tests.realtime.conftest import customer_token, logged_in, session_socket
 from tests.realtime.test_agent_socket import connect_agent
-from workstreams import authentication as jwt_auth
+from workstreams import customer_jwt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,7 +121,7 @@ async def test_a_session_ended_without_logout_is_found_by_the_periodic_check(soc
 @pytest.fixture
 def no_leeway(monkeypatch):
     """The 30 s leeway of the contract, made 0 so that a token expires within the test."""
-    monkeypatch.setattr(jwt_auth, "LEEWAY", timedelta(0))
+    monkeypatch.setattr(customer_jwt, "LEEWAY", timedelta(0))
 
 
 def token_expiring_in(setting, seconds: float, sub: str = "carol") -> str:
@@ -189,4 +189,4 @@ def test_a_jwt_stands_until_its_exp_plus_the_leeway_of_auth(persistent):
     now = int(time.time())
     token = customer_token(persistent.authentication_setting, iat=now, exp=now + 300)
     _customer, until = authenticate_customer_until(persistent, token)
-    assert until == now + 300 + jwt_auth.LEEWAY.total_seconds()
+    assert until == now + 300 + customer_jwt.LEEWAY.total_seconds()

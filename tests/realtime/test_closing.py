@@ -14,8 +14,8 @@ import time
 import pytest
 import websockets
 
-from conversations.authentication import issue_visitor_token
 from conversations.consumers import CLOSE_FLOODING, CLOSE_UNAUTHENTICATED
+from conversations.customer_tokens import issue_visitor_token
 from conversations.models import Customer
 from tests.realtime.conftest import ORIGIN
 from tests.servers import close_code, uvicorn_in_thread

@@ -7,7 +7,7 @@ from channels.db import database_sync_to_async as in_db
 
 from agents.models import Presence
 from conversations import services
-from conversations.authentication import issue_visitor_token
+from conversations.customer_tokens import issue_visitor_token
 from tests.factories import UserFactory, api_key
 from tests.realtime.test_agent_socket import connect_agent, connect_customer
 

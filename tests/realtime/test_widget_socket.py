@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from agents.models import Presence
 from conversations import consumers, services
-from conversations.authentication import issue_visitor_token
+from conversations.customer_tokens import issue_visitor_token
 from conversations.models import Conversation, Customer, Message
 from tests.realtime.conftest import customer_token, messages
 

@@ -12,9 +12,9 @@ from django.core import serializers
 from django.core.management import call_command
 
 from agents.models import SHOWN_PREFIX, Agent, ApiToken, key_digest
-from omnichannel.authentication import token_with_user
+from omnichannel.api_auth import token_with_user
 from tests.keys import rsa_key
-from workstreams.authentication import InvalidToken, verify_customer_token
+from workstreams.customer_jwt import InvalidToken, verify_customer_token
 from workstreams.models import (
     AuthenticationKey,
     AuthenticationSetting,

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from conversations.errors import AuthenticationRequired, InvalidToken, NotFound
 from conversations.models import Customer
-from workstreams import authentication as jwt_auth
+from workstreams import customer_jwt
 from workstreams.models import ChatWidget
 
 VISITOR_TOKEN_MAX_AGE = 60 * 60 * 24 * 30  # 30 days
@@ -90,11 +90,11 @@ def authenticate_customer_until(widget: ChatWidget, token: object) -> tuple[Cust
     if _visitor_id(widget, token) is not None:
         raise AuthenticationRequired()
     try:
-        claims = jwt_auth.verify_customer_token(setting, token)
-    except jwt_auth.InvalidToken:
+        claims = customer_jwt.verify_customer_token(setting, token)
+    except customer_jwt.InvalidToken:
         raise InvalidToken() from None
     customer = _get_or_create(widget=None, setting=setting, external_id=claims["sub"], values=_clean_claims(claims))
-    return customer, float(claims["exp"]) + jwt_auth.LEEWAY.total_seconds()
+    return customer, float(claims["exp"]) + customer_jwt.LEEWAY.total_seconds()
 
 
 def _visitor_token_issued(token: str) -> float:

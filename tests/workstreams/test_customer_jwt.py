@@ -11,7 +11,7 @@ import pytest
 
 from tests.factories import AuthenticationKeyFactory, AuthenticationSettingFactory
 from tests.keys import ec_key, public_pem, rsa_key
-from workstreams.authentication import InvalidToken, verify_customer_token
+from workstreams.customer_jwt import InvalidToken, verify_customer_token
 
 pytestmark = pytest.mark.django_db
 
