@@ -53,9 +53,11 @@ bench: install-dev
 bench-smoke: install-dev
 	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)
 
-## make lint: ruff, the import contracts of pyproject.toml (import-linter) and missing migrations.
+## make lint: ruff (checks and formatting), the import contracts of pyproject.toml (import-linter)
+## and missing migrations. CI runs it.
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python manage.py makemigrations --check --dry-run
 

@@ -8,9 +8,12 @@ without an agent profile connects read-only (``ready`` with ``"agent": null``)."
 from __future__ import annotations
 
 import random
+import time
+from importlib import import_module
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.utils.crypto import constant_time_compare
 
@@ -60,10 +63,6 @@ def _access_holds(user_id: int, session_key: str | None, token_pk: object, as_ag
 
 
 def _session_store():
-    from importlib import import_module
-
-    from django.conf import settings
-
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
@@ -175,8 +174,6 @@ class AgentConsumer(ProtocolConsumer):
         await self.send_message(events.message_object(result.message), force=not result.created)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        import time
-
         self._require_agent()
         conversation_id = required(frame, "conversation_id", int)
         now = time.monotonic()

@@ -9,15 +9,17 @@ from datetime import datetime
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from agents.models import Agent
 from conversations.models import Conversation, Message, Sender, Status
 from conversations.selectors import (
+    agent_capacity,
     capacity_used_expression,
     readable_conversations,
     waiting_counts,
 )
-from workstreams.models import DistributionMode, Queue, QuickReply
+from workstreams.models import DistributionMode, Queue, QuickReply, Workstream
 
 RELATED = ("workstream", "queue", "customer", "agent__user")
 OPEN_STATUSES = (Status.OPEN, Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
@@ -62,8 +64,6 @@ class Inbox:
 
 def inbox(agent: Agent, labels: dict[str, str]) -> Inbox:
     """Everything the inbox's header and sidebar show, in a constant number of queries."""
-    from conversations.selectors import agent_capacity
-
     mine = list(
         with_preview(
             Conversation.objects.filter(agent=agent, status__in=(Status.ACTIVE, Status.WAITING, Status.WRAP_UP))
@@ -102,8 +102,6 @@ def inbox(agent: Agent, labels: dict[str, str]) -> Inbox:
 
 
 def _has_pick_workstream(queue_ids: list[int]) -> bool:
-    from workstreams.models import Workstream
-
     return Workstream.objects.filter(queue_id__in=queue_ids, distribution_mode=DistributionMode.PICK).exists()
 
 
@@ -180,7 +178,6 @@ def board(*, queue_id: int | None = None, agent_id: int | None = None, status: s
 
 def transcript_text(conversation: Conversation) -> str:
     """A conversation as plain text: a header, then one block per message, in order."""
-    from django.utils.translation import gettext as _
 
     def stamp(value: datetime | None) -> str:
         return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"

@@ -3,6 +3,7 @@ token issued for one widget (anonymous live chat). Used by the REST API and the 
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -49,8 +50,6 @@ def _visitor_id(widget: ChatWidget, token: str) -> str | None:
 
 
 def _clean_claims(claims: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     name = claims.get("name")
     email = claims.get("email")
     context = claims.get("context")

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from omnichannel.csp import CSP, set_policy
+from workstreams.demo import DEMO_SETTING_NAME, demo_token
 from workstreams.models import ChatWidget
 
 # An origin as the admin validates it (workstreams.models.origin_validator); checked again here
@@ -141,8 +142,6 @@ def _demo_customer(request: HttpRequest) -> str:
 def widget_demo(request: HttpRequest, widget_key: str) -> HttpResponse:
     """A demo shop page that embeds the widget with its snippet. For the "Demo site"
     authentication setting it signs a customer token here, in DEBUG or for staff only."""
-    from workstreams.demo import DEMO_SETTING_NAME, demo_token
-
     widget = _widget(widget_key)
     setting = widget.authentication_setting
     token = ""

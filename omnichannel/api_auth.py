@@ -51,6 +51,7 @@ def token_with_user(key: str):
     None: one query on the unique index of the digest. The digest is of a key of 256 random
     bits, so comparing it in SQL gives nothing away (no timing-safe compare needed, and
     no salt: nobody can list keys by their digests)."""
+    # Not at the top: DRF imports this module while settings load, before the apps' models can.
     from agents.models import ApiToken, key_digest
 
     if not key.isascii():  # keys are ASCII; a lone surrogate cannot even be hashed
@@ -67,7 +68,7 @@ def token_with_user(key: str):
 
 @lru_cache(maxsize=8)
 def _token_sql(vendor: str) -> str:
-    from agents.models import ApiToken
+    from agents.models import ApiToken  # not at the top: see token_with_user
 
     user = get_user_model()
     quote = connection.ops.quote_name

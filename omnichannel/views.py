@@ -3,6 +3,7 @@ the widget's pages in conversations/views.py."""
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -22,8 +23,6 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and readiness: the database and Redis answer."""
-    from django.core.cache import cache
-
     checks = {}
     try:
         with connection.cursor() as cursor:
