@@ -11,7 +11,7 @@ modules, each importing only those after it in this list:
 - ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
-- ``presence``: an agent's presence, a customer's open sockets
+- ``presence``: an agent's presence, a customer: who it is and its open sockets
 - ``assignment``: push assignment in batches, pick, assign, drains, live queue messages
 - ``common``: the steps of every service (lock, move, append a message, save and publish)
 - ``sql``: every statement written out by hand
@@ -57,6 +57,7 @@ from conversations.services.presence import (
     agent_set_presence,
     customer_connected,
     customer_disconnected,
+    customer_upsert,
     sync_presence,
 )
 
@@ -87,6 +88,7 @@ __all__ = [
     "customer_conversation_end",
     "customer_disconnected",
     "customer_message_send",
+    "customer_upsert",
     "drain_queue",
     "drain_queues",
     "queue_positions_notify",

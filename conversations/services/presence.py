@@ -1,6 +1,7 @@
 """Presence and connections: an agent's chosen presence, the presence that follows capacity
-(rule 13; conversations.policy.presence_for says which), and how many sockets a customer has
-open (the live-chat disconnect grace of the sweep reads it).
+(rule 13; conversations.policy.presence_for says which), and the customer: who a token stands
+for (created on first sight, its claims kept up to date) and how many sockets it has open (the
+live-chat disconnect grace of the sweep reads it).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.models import Agent, Presence
@@ -19,6 +20,7 @@ from conversations.policy import AUTOMATIC_PRESENCES, presence_for
 from conversations.selectors import capacity_used
 from conversations.services.assignment import _agent_queue_ids, request_drain
 from conversations.services.common import _locked_agent
+from workstreams.models import AuthenticationSetting, ChatWidget
 
 
 class Identified(Protocol):
@@ -74,6 +76,46 @@ def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:
         if drain:
             request_drain(_agent_queue_ids(agent_id))
     return agent
+
+
+def customer_upsert(
+    *,
+    external_id: str,
+    setting: AuthenticationSetting | None = None,
+    widget: ChatWidget | None = None,
+    display_name: str | None = None,
+    email: str | None = None,
+    context: dict | None = None,
+) -> Customer:
+    """The customer a verified token stands for, created on first sight: ``external_id`` within
+    the authentication ``setting`` (a JWT's ``sub``), or within the ``widget`` when there is no
+    setting (a visitor). A value given (not None) that differs from the stored one is written;
+    one left out keeps what is stored. Two first authentications at once make one customer (the
+    unique constraints; the loser reads the winner's row). Nothing is locked: an authentication
+    that changes nothing costs one SELECT."""
+    if setting is None and widget is None:
+        raise ValueError("a customer belongs to an authentication setting or, as a visitor, to a widget")
+    lookup: dict = {"authentication_setting": setting, "external_id": external_id}
+    if setting is None:
+        lookup["widget"] = widget
+    values = {
+        field: value
+        for field, value in (("display_name", display_name), ("email", email), ("context", context))
+        if value is not None
+    }
+    customer = Customer.objects.filter(**lookup).first()
+    if customer is None:
+        try:
+            with transaction.atomic():
+                return Customer.objects.create(**lookup, **values)
+        except IntegrityError:  # created meanwhile by another authentication
+            customer = Customer.objects.get(**lookup)
+    changed = [field for field, value in values.items() if getattr(customer, field) != value]
+    if changed:
+        for field in changed:
+            setattr(customer, field, values[field])
+        customer.save(update_fields=changed)
+    return customer
 
 
 def customer_connected(*, customer: Customer | Identified) -> None:
