@@ -12,7 +12,8 @@ modules, each importing only those after it in this list:
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
 - ``presence``: an agent's presence, a customer: who it is and its open sockets
-- ``assignment``: push assignment in batches, pick, assign, drains, live queue messages
+- ``assignment``: push assignment in batches, pick, assign, drains, live queue messages and
+  the average wait they tell
 - ``common``: the steps of every service (lock, move, append a message, save and publish)
 - ``sql``: every statement written out by hand
 
@@ -26,6 +27,7 @@ from conversations.services.assignment import (
     drain_queue,
     drain_queues,
     queue_positions_notify,
+    queue_wait_update,
     request_drain,
 )
 from conversations.services.lifecycle import (
@@ -92,6 +94,7 @@ __all__ = [
     "drain_queue",
     "drain_queues",
     "queue_positions_notify",
+    "queue_wait_update",
     "request_drain",
     "sync_presence",
 ]

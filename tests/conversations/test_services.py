@@ -520,6 +520,20 @@ def test_average_wait_time_comes_from_the_queues_recent_assignments(live, alice,
     assert 590 <= queue.average_wait_seconds <= 610
 
 
+def test_the_average_wait_is_written_by_the_engine_and_forgotten_after_an_hour(live, alice, queue, monkeypatch):
+    with time_machine.travel(timezone.now() - timedelta(minutes=10)):
+        say(live, CustomerFactory(authentication_setting=None, widget=live))
+    drain_queues()
+    calls = []
+    real = services.queue_wait_update
+    monkeypatch.setattr(services, "queue_wait_update", lambda **kwargs: calls.append(kwargs) or real(**kwargs))
+    assert average_wait_task() == 1 and calls == [{}]  # the task only asks the engine
+    assert services.queue_wait_update() == 0  # nothing moved: nothing written
+    assert services.queue_wait_update(now=timezone.now() + timedelta(hours=2)) == 1
+    queue.refresh_from_db()
+    assert queue.average_wait_seconds is None
+
+
 # --- Rule 6: wait (✖) -----------------------------------------------------------------------------
 
 
