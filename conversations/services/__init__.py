@@ -11,9 +11,10 @@ modules, each importing only those after it in this list:
 - ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
-- ``presence``: an agent's presence, a customer: who it is and its open sockets
-- ``assignment``: push assignment in batches, pick, assign, drains, live queue messages and
-  the average wait they tell
+- ``presence``: an agent's presence, and an administrator's edit of the agent; a customer: who
+  it is and its open sockets
+- ``assignment``: push assignment in batches, pick, assign, drains, who works in a queue, live
+  queue messages and the average wait they tell
 - ``common``: the steps of every service (lock, move, append a message, save and publish)
 - ``sql``: every statement written out by hand
 
@@ -26,6 +27,7 @@ from conversations.services.assignment import (
     conversation_pick,
     drain_queue,
     drain_queues,
+    queue_agents_set,
     queue_positions_notify,
     queue_wait_update,
     request_drain,
@@ -56,6 +58,7 @@ from conversations.services.messages import (
 )
 from conversations.services.presence import (
     agent_presence_refresh,
+    agent_profile_update,
     agent_set_presence,
     customer_connected,
     customer_disconnected,
@@ -72,6 +75,7 @@ __all__ = [
     "acustomer_message_append",
     "agent_message_send",
     "agent_presence_refresh",
+    "agent_profile_update",
     "agent_set_presence",
     "clean_body",
     "clean_client_id",
@@ -93,6 +97,7 @@ __all__ = [
     "customer_upsert",
     "drain_queue",
     "drain_queues",
+    "queue_agents_set",
     "queue_positions_notify",
     "queue_wait_update",
     "request_drain",

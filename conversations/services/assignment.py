@@ -41,6 +41,22 @@ def _agent_queue_ids(agent_id: int) -> list[int]:
     return list(Queue.objects.filter(agents__id=agent_id).values_list("pk", flat=True))
 
 
+def queue_agents_set(*, queue_id: int, agent_ids: Iterable[int]) -> Queue:
+    """An administrator sets who works in a queue (the admin). An agent who joins frees
+    capacity for it (rule 4): the queue drains after the commit, not at the next minute sweep.
+    Locks the queue row (an assignment batch of the queue ranks its agents under that lock)."""
+    with transaction.atomic():
+        queue = Queue.objects.select_for_update().get(pk=queue_id)
+        before = set(queue.agents.values_list("pk", flat=True))
+        after = {int(agent_id) for agent_id in agent_ids}
+        if before - after:
+            queue.agents.remove(*(before - after))
+        if after - before:
+            queue.agents.add(*(after - before))
+            request_drain([queue.pk])
+    return queue
+
+
 # What an assignment writes: the fields _activate sets, and last_seq (the "joined" message).
 _ASSIGNED_FIELDS = (
     "status",

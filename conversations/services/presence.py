@@ -6,6 +6,7 @@ live-chat disconnect grace of the sweep reads it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -65,6 +66,52 @@ def agent_set_presence(*, agent: Agent, presence: str) -> Agent:
         events.publish_agent(locked, now)
         request_drain(_agent_queue_ids(locked.pk))
     return locked
+
+
+def agent_profile_update(
+    *,
+    agent_id: int,
+    presence: str,
+    presence_auto: bool,
+    capacity: int,
+    queue_ids: Iterable[int] | None = None,
+) -> Agent:
+    """An administrator edits an agent (the admin): its presence, whether presence follows
+    capacity (rule 13), its capacity and, unless ``queue_ids`` is None, the queues it works in.
+    As when the agent chooses its presence in the inbox: presence then follows capacity if it
+    does, the agent's sockets and the supervisors get the ``agent`` frame, and the agent's
+    queues drain after the commit (rule 4) rather than at the next minute sweep. Nothing
+    changed, nothing sent. Locks the agent row only (membership rows are not locked rows: an
+    assignment batch that read the old membership assigns as it would have a moment before)."""
+    if presence not in Presence.values:
+        raise ValidationFailed(f"presence must be one of {', '.join(Presence.values)}")
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise ValidationFailed("capacity must be a whole number, 0 or more")
+    now = timezone.now()
+    with transaction.atomic():
+        agent = _locked_agent(agent_id)
+        wanted = {"presence": presence, "presence_auto": presence_auto, "capacity": capacity}
+        changed = [field for field, value in wanted.items() if getattr(agent, field) != value]
+        for field in changed:
+            setattr(agent, field, wanted[field])
+        if changed:
+            agent.save(update_fields=changed)
+        joined = left = set()
+        if queue_ids is not None:
+            before = set(_agent_queue_ids(agent.pk))
+            after = {int(queue_id) for queue_id in queue_ids}
+            joined, left = after - before, before - after
+            if left:
+                agent.queues.remove(*left)
+            if joined:
+                agent.queues.add(*joined)
+        if not (changed or joined or left):
+            return agent
+        agent = sync_presence(agent.pk, now)
+        if changed:
+            events.publish_agent(agent, now)
+        request_drain(_agent_queue_ids(agent.pk))
+    return agent
 
 
 def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:

@@ -374,8 +374,23 @@ def test_becoming_available_drains_the_queue(persistent, customer, alice, commit
 def test_joining_a_queue_drains_it(persistent, customer, commit):
     conversation = say(persistent, customer).conversation
     agent = AgentFactory()
+    queue = persistent.workstream.queue
     with commit():
-        agent.queues.add(persistent.workstream.queue)
+        services.queue_agents_set(queue_id=queue.pk, agent_ids=[*queue.agents.values_list("pk", flat=True), agent.pk])
+    assert refresh(conversation).agent == agent
+
+
+def test_an_agent_joining_its_queues_drains_them(persistent, customer, commit):
+    conversation = say(persistent, customer).conversation
+    agent = AgentFactory(presence=Presence.AVAILABLE, presence_auto=True, capacity=100)
+    with commit():
+        services.agent_profile_update(
+            agent_id=agent.pk,
+            presence=Presence.AVAILABLE,
+            presence_auto=True,
+            capacity=100,
+            queue_ids=[persistent.workstream.queue.pk],
+        )
     assert refresh(conversation).agent == agent
 
 
@@ -628,7 +643,7 @@ def test_requeued_returning_customer_keeps_their_place_before_newer_customers(
     newer = say(persistent, CustomerFactory(authentication_setting=persistent.authentication_setting)).conversation
     late = AgentFactory(capacity=50)
     with commit():
-        late.queues.add(persistent.workstream.queue)
+        services.queue_agents_set(queue_id=persistent.workstream.queue.pk, agent_ids=[alice.pk, late.pk])
     assert refresh(waiting).agent == late
     assert refresh(newer).status == Status.OPEN
 
