@@ -34,8 +34,8 @@ def drain_queues_task(queue_ids: list[int] | None = None) -> int:
 @shared_task(acks_late=True)
 def sweep_task() -> dict[str, int]:
     """Every minute: auto-close (rule 11), affinity timeouts (rule 7), presence of agents whose
-    capacity freed by itself (custom wrap-up blocks ending, capacity raised in the admin), then
-    drain all queues (that capacity, operating hours opening, lost enqueues)."""
+    capacity freed by itself (custom wrap-up blocks ending), then drain all queues (that
+    capacity, operating hours opening, lost enqueues, membership changed outside the admin)."""
     counts: dict[str, int] = {}
     for conversation_id, reason in sweeps.due(timezone.now()):
         try:

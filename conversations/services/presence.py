@@ -115,8 +115,8 @@ def agent_profile_update(
 
 
 def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:
-    """Capacity that frees by itself (a custom wrap-up block ending, a capacity raised in the
-    admin): presence follows it (rule 13), and the agent's queues drain (rule 4)."""
+    """Capacity that frees by itself (a custom wrap-up block ending): presence follows it
+    (rule 13), and the agent's queues drain (rule 4)."""
     now = timezone.now()
     with transaction.atomic():
         agent = sync_presence(agent_id, now)
