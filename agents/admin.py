@@ -10,6 +10,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from agents.models import Agent, ApiToken
+from conversations import services
 from workstreams.models import Queue
 
 User = get_user_model()
@@ -41,9 +42,20 @@ class AgentForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["queues"].initial = self.instance.queues.all()
 
-    def _save_m2m(self):
-        super()._save_m2m()
-        self.instance.queues.set(self.cleaned_data["queues"])
+    def save_profile(self) -> Agent:
+        """Save the profile through the engine (``services.agent_profile_update``: the agent
+        frame, its queues drained at once). A new profile's row is created first, as the form
+        built it; the engine then gives it its queues."""
+        agent = self.instance
+        if agent._state.adding:
+            agent.save()
+        return services.agent_profile_update(
+            agent_id=agent.pk,
+            presence=self.cleaned_data["presence"],
+            presence_auto=self.cleaned_data["presence_auto"],
+            capacity=self.cleaned_data["capacity"],
+            queue_ids=[queue.pk for queue in self.cleaned_data["queues"]],
+        )
 
 
 @admin.register(Agent)
@@ -54,6 +66,13 @@ class AgentAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a profile, with its conversations, to another user is no edit of an agent.
+        return ["user"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        form.save_profile()
 
     def get_queryset(self, request):
         from conversations.selectors import capacity_used_expression
@@ -98,6 +117,17 @@ if admin.site.is_registered(User):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     inlines = [*DjangoUserAdmin.inlines, AgentInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Agent:
+            return super().save_formset(request, form, formset, change)
+        saved = formset.save(commit=False)  # the inline's user set on a new profile, nothing written
+        for agent in formset.deleted_objects:
+            agent.delete()
+        for agent_form in formset.forms:
+            if agent_form.instance in saved:
+                agent_form.save_profile()
+        return None
 
 
 @admin.register(ApiToken)

@@ -5,6 +5,3 @@ from django.utils.translation import gettext_lazy as _
 class ConversationsConfig(AppConfig):
     name = "conversations"
     verbose_name = _("Conversations")
-
-    def ready(self) -> None:
-        from conversations import signals  # noqa: F401 - registers the receivers

@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from django.core import signing
-from django.db import IntegrityError, transaction
 
+from conversations import services
 from conversations.errors import AuthenticationRequired, InvalidToken, NotFound
 from conversations.models import Customer
 from workstreams import customer_jwt
@@ -84,7 +84,7 @@ def authenticate_customer_until(widget: ChatWidget, token: object) -> tuple[Cust
         visitor = _visitor_id(widget, token)
         if visitor is None:
             raise InvalidToken()
-        customer = _get_or_create(widget=widget, setting=None, external_id=visitor, values={})
+        customer = services.customer_upsert(widget=widget, external_id=visitor)
         return customer, _visitor_token_issued(token) + VISITOR_TOKEN_MAX_AGE
     if _visitor_id(widget, token) is not None:
         raise AuthenticationRequired()
@@ -92,7 +92,7 @@ def authenticate_customer_until(widget: ChatWidget, token: object) -> tuple[Cust
         claims = customer_jwt.verify_customer_token(setting, token)
     except customer_jwt.InvalidToken:
         raise InvalidToken() from None
-    customer = _get_or_create(widget=None, setting=setting, external_id=claims["sub"], values=_clean_claims(claims))
+    customer = services.customer_upsert(setting=setting, external_id=claims["sub"], **_clean_claims(claims))
     return customer, float(claims["exp"]) + customer_jwt.LEEWAY.total_seconds()
 
 
@@ -100,22 +100,3 @@ def _visitor_token_issued(token: str) -> float:
     """The issue time of a visitor token whose signature was verified: the timestamp that
     ``signing.dumps`` put before the signature."""
     return float(signing.b62_decode(token.rsplit(signing.Signer().sep, 2)[1]))
-
-
-def _get_or_create(*, widget, setting, external_id: str, values: dict[str, Any]) -> Customer:
-    lookup = {"authentication_setting": setting, "external_id": external_id}
-    if setting is None:
-        lookup["widget"] = widget
-    customer = Customer.objects.filter(**lookup).first()
-    if customer is None:
-        try:
-            with transaction.atomic():
-                return Customer.objects.create(**lookup, **values)
-        except IntegrityError:
-            customer = Customer.objects.get(**lookup)
-    changed = [field for field, value in values.items() if getattr(customer, field) != value]
-    if changed:
-        for field in changed:
-            setattr(customer, field, values[field])
-        customer.save(update_fields=changed)
-    return customer

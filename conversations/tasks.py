@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import task_postrun
-from django.db.models import Avg, DurationField, ExpressionWrapper, F
 from django.utils import timezone
 
 from agents.models import Agent, Presence
 from conversations import events, services, sweeps
-from conversations.models import Conversation
-from workstreams.models import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +34,8 @@ def drain_queues_task(queue_ids: list[int] | None = None) -> int:
 @shared_task(acks_late=True)
 def sweep_task() -> dict[str, int]:
     """Every minute: auto-close (rule 11), affinity timeouts (rule 7), presence of agents whose
-    capacity freed by itself (custom wrap-up blocks ending, capacity raised in the admin), then
-    drain all queues (that capacity, operating hours opening, lost enqueues)."""
+    capacity freed by itself (custom wrap-up blocks ending), then drain all queues (that
+    capacity, operating hours opening, lost enqueues, membership changed outside the admin)."""
     counts: dict[str, int] = {}
     for conversation_id, reason in sweeps.due(timezone.now()):
         try:
@@ -64,19 +60,5 @@ def sweep_task() -> dict[str, int]:
 
 @shared_task(acks_late=True)
 def average_wait_task() -> int:
-    """Recompute each queue's average wait from the last hour's first assignments."""
-    since = timezone.now() - timedelta(hours=1)
-    rows = (
-        Conversation.objects.filter(first_assigned_at__gte=since)
-        .values("queue_id")
-        .annotate(wait=Avg(ExpressionWrapper(F("first_assigned_at") - F("created_at"), output_field=DurationField())))
-    )
-    waits = {row["queue_id"]: row["wait"] for row in rows}
-    updated = 0
-    for queue in Queue.objects.all():
-        wait = waits.get(queue.pk)
-        seconds = int(wait.total_seconds()) if wait is not None else None
-        if seconds != queue.average_wait_seconds:
-            Queue.objects.filter(pk=queue.pk).update(average_wait_seconds=seconds)
-            updated += 1
-    return updated
+    """Every minute: each queue's average wait (rule 5)."""
+    return services.queue_wait_update()

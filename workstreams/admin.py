@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from agents.models import Presence
+from conversations import services
 from workstreams.models import (
     AuthenticationKey,
     AuthenticationSetting,
@@ -192,8 +193,22 @@ class OperatingHoursAdmin(admin.ModelAdmin):
 # --- Queues ---------------------------------------------------------------------------------------
 
 
+class QueueForm(forms.ModelForm):
+    class Meta:
+        model = Queue
+        fields = ["name", "priority", "agents", "operating_hours"]
+
+    def _save_m2m(self):
+        """Who works in the queue, through the engine (``services.queue_agents_set``: an agent
+        who joins drains the queue at once)."""
+        agents = self.cleaned_data.get("agents")
+        if agents is not None:
+            services.queue_agents_set(queue_id=self.instance.pk, agent_ids=[agent.pk for agent in agents])
+
+
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
+    form = QueueForm
     list_display = ["name", "priority", "operating_hours", "agent_count", "workstream_names", "open_now"]
     list_editable = ["priority"]
     list_filter = ["operating_hours"]

@@ -11,8 +11,10 @@ modules, each importing only those after it in this list:
 - ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
-- ``presence``: an agent's presence, a customer's open sockets
-- ``assignment``: push assignment in batches, pick, assign, drains, live queue messages
+- ``presence``: an agent's presence, and an administrator's edit of the agent; a customer: who
+  it is and its open sockets
+- ``assignment``: push assignment in batches, pick, assign, drains, who works in a queue, live
+  queue messages and the average wait they tell
 - ``common``: the steps of every service (lock, move, append a message, save and publish)
 - ``sql``: every statement written out by hand
 
@@ -23,8 +25,10 @@ work is asked for by task name through conversations.jobs.
 from conversations.services.assignment import (
     conversation_assign,
     conversation_pick,
+    queue_agents_set,
     queue_drain,
     queue_positions_publish,
+    queue_wait_update,
     queues_drain,
     queues_drain_request,
 )
@@ -55,8 +59,10 @@ from conversations.services.presence import (
     agent_presence_refresh,
     agent_presence_set,
     agent_presence_sync,
+    agent_profile_update,
     customer_connect,
     customer_disconnect,
+    customer_upsert,
 )
 
 __all__ = [
@@ -69,6 +75,7 @@ __all__ = [
     "agent_presence_refresh",
     "agent_presence_set",
     "agent_presence_sync",
+    "agent_profile_update",
     "clean_body",
     "clean_client_id",
     "conversation_affinity_expire",
@@ -86,8 +93,11 @@ __all__ = [
     "customer_conversation_end",
     "customer_disconnect",
     "customer_message_send",
+    "customer_upsert",
+    "queue_agents_set",
     "queue_drain",
     "queue_positions_publish",
+    "queue_wait_update",
     "queues_drain",
     "queues_drain_request",
 ]

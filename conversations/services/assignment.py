@@ -12,9 +12,10 @@ then queue (round robin), then agent.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Avg, DurationField, ExpressionWrapper, F
 from django.utils import timezone
 
 from agents.models import Agent
@@ -38,6 +39,22 @@ def queues_drain_request(*, queue_ids: Iterable[int]) -> None:
 
 def _agent_queue_ids(agent_id: int) -> list[int]:
     return list(Queue.objects.filter(agents__id=agent_id).values_list("pk", flat=True))
+
+
+def queue_agents_set(*, queue_id: int, agent_ids: Iterable[int]) -> Queue:
+    """An administrator sets who works in a queue (the admin). An agent who joins frees
+    capacity for it (rule 4): the queue drains after the commit, not at the next minute sweep.
+    Locks the queue row (an assignment batch of the queue ranks its agents under that lock)."""
+    with transaction.atomic():
+        queue = Queue.objects.select_for_update().get(pk=queue_id)
+        before = set(queue.agents.values_list("pk", flat=True))
+        after = {int(agent_id) for agent_id in agent_ids}
+        if before - after:
+            queue.agents.remove(*(before - after))
+        if after - before:
+            queue.agents.add(*(after - before))
+            queues_drain_request(queue_ids=[queue.pk])
+    return queue
 
 
 # What an assignment writes: the fields _activate sets, and last_seq (the "joined" message).
@@ -284,6 +301,32 @@ def queue_positions_publish(*, queue_id: int) -> int:
                 sent += 1
             _save(conversation, publish=False)
     return sent
+
+
+WAIT_WINDOW = timedelta(hours=1)
+
+
+def queue_wait_update(*, now: datetime | None = None) -> int:
+    """Rule 5's figure: each queue's average wait, the mean time from start to first assignment
+    of the conversations first assigned in the last hour (None when there were none), written
+    where it changed, in one transaction. The minute beat asks for it (average_wait_task); the
+    next drain of a queue tells its waiting customers a figure that moved materially
+    (``queue_positions_publish``). Returns how many queues changed."""
+    now = now or timezone.now()
+    rows = (
+        Conversation.objects.filter(first_assigned_at__gte=now - WAIT_WINDOW)
+        .values("queue_id")
+        .annotate(wait=Avg(ExpressionWrapper(F("first_assigned_at") - F("created_at"), output_field=DurationField())))
+    )
+    waits = {row["queue_id"]: int(row["wait"].total_seconds()) for row in rows if row["wait"] is not None}
+    updated = 0
+    with transaction.atomic():
+        for queue_id, stored in Queue.objects.values_list("pk", "average_wait_seconds"):
+            seconds = waits.get(queue_id)
+            if seconds != stored:
+                Queue.objects.filter(pk=queue_id).update(average_wait_seconds=seconds)
+                updated += 1
+    return updated
 
 
 def _wait_changed(previous: int | None, minutes: int) -> bool:

@@ -1,14 +1,16 @@
 """Presence and connections: an agent's chosen presence, the presence that follows capacity
-(rule 13; conversations.policy.presence_for says which), and how many sockets a customer has
-open (the live-chat disconnect grace of the sweep reads it).
+(rule 13; conversations.policy.presence_for says which), and the customer: who a token stands
+for (created on first sight, its claims kept up to date) and how many sockets it has open (the
+live-chat disconnect grace of the sweep reads it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.models import Agent, Presence
@@ -19,6 +21,7 @@ from conversations.policy import AUTOMATIC_PRESENCES, presence_for
 from conversations.selectors import capacity_used
 from conversations.services.assignment import _agent_queue_ids, queues_drain_request
 from conversations.services.common import _locked_agent
+from workstreams.models import AuthenticationSetting, ChatWidget
 
 
 class Identified(Protocol):
@@ -65,15 +68,101 @@ def agent_presence_set(*, agent: Agent, presence: str) -> Agent:
     return locked
 
 
+def agent_profile_update(
+    *,
+    agent_id: int,
+    presence: str,
+    presence_auto: bool,
+    capacity: int,
+    queue_ids: Iterable[int] | None = None,
+) -> Agent:
+    """An administrator edits an agent (the admin): its presence, whether presence follows
+    capacity (rule 13), its capacity and, unless ``queue_ids`` is None, the queues it works in.
+    As when the agent chooses its presence in the inbox: presence then follows capacity if it
+    does, the agent's sockets and the supervisors get the ``agent`` frame, and the agent's
+    queues drain after the commit (rule 4) rather than at the next minute sweep. Nothing
+    changed, nothing sent. Locks the agent row only (membership rows are not locked rows: an
+    assignment batch that read the old membership assigns as it would have a moment before)."""
+    if presence not in Presence.values:
+        raise ValidationFailed(f"presence must be one of {', '.join(Presence.values)}")
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise ValidationFailed("capacity must be a whole number, 0 or more")
+    now = timezone.now()
+    with transaction.atomic():
+        agent = _locked_agent(agent_id)
+        wanted = {"presence": presence, "presence_auto": presence_auto, "capacity": capacity}
+        changed = [field for field, value in wanted.items() if getattr(agent, field) != value]
+        for field in changed:
+            setattr(agent, field, wanted[field])
+        if changed:
+            agent.save(update_fields=changed)
+        joined = left = set()
+        if queue_ids is not None:
+            before = set(_agent_queue_ids(agent.pk))
+            after = {int(queue_id) for queue_id in queue_ids}
+            joined, left = after - before, before - after
+            if left:
+                agent.queues.remove(*left)
+            if joined:
+                agent.queues.add(*joined)
+        if not (changed or joined or left):
+            return agent
+        agent = agent_presence_sync(agent_id=agent.pk, now=now)
+        if changed:
+            events.publish_agent(agent, now)
+        queues_drain_request(queue_ids=_agent_queue_ids(agent.pk))
+    return agent
+
+
 def agent_presence_refresh(*, agent_id: int, drain: bool = True) -> Agent:
-    """Capacity that frees by itself (a custom wrap-up block ending, a capacity raised in the
-    admin): presence follows it (rule 13), and the agent's queues drain (rule 4)."""
+    """Capacity that frees by itself (a custom wrap-up block ending): presence follows it
+    (rule 13), and the agent's queues drain (rule 4)."""
     now = timezone.now()
     with transaction.atomic():
         agent = agent_presence_sync(agent_id=agent_id, now=now)
         if drain:
             queues_drain_request(queue_ids=_agent_queue_ids(agent_id))
     return agent
+
+
+def customer_upsert(
+    *,
+    external_id: str,
+    setting: AuthenticationSetting | None = None,
+    widget: ChatWidget | None = None,
+    display_name: str | None = None,
+    email: str | None = None,
+    context: dict | None = None,
+) -> Customer:
+    """The customer a verified token stands for, created on first sight: ``external_id`` within
+    the authentication ``setting`` (a JWT's ``sub``), or within the ``widget`` when there is no
+    setting (a visitor). A value given (not None) that differs from the stored one is written;
+    one left out keeps what is stored. Two first authentications at once make one customer (the
+    unique constraints; the loser reads the winner's row). Nothing is locked: an authentication
+    that changes nothing costs one SELECT."""
+    if setting is None and widget is None:
+        raise ValueError("a customer belongs to an authentication setting or, as a visitor, to a widget")
+    lookup: dict = {"authentication_setting": setting, "external_id": external_id}
+    if setting is None:
+        lookup["widget"] = widget
+    values = {
+        field: value
+        for field, value in (("display_name", display_name), ("email", email), ("context", context))
+        if value is not None
+    }
+    customer = Customer.objects.filter(**lookup).first()
+    if customer is None:
+        try:
+            with transaction.atomic():
+                return Customer.objects.create(**lookup, **values)
+        except IntegrityError:  # created meanwhile by another authentication
+            customer = Customer.objects.get(**lookup)
+    changed = [field for field, value in values.items() if getattr(customer, field) != value]
+    if changed:
+        for field in changed:
+            setattr(customer, field, values[field])
+        customer.save(update_fields=changed)
+    return customer
 
 
 def customer_connect(*, customer: Customer | Identified) -> None:

@@ -87,3 +87,42 @@ def test_claims_that_cannot_be_stored_are_left_out(persistent):
     customer = authenticate_customer(persistent, token)
     assert (customer.display_name, customer.email, customer.context) == ("", "", {})
     customer.refresh_from_db()  # it was stored
+
+
+def test_authentication_writes_the_customer_through_the_engine(persistent, live, monkeypatch):
+    from conversations import services
+
+    calls = []
+    real = services.customer_upsert
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "customer_upsert", spy)
+    authenticate_customer(persistent, customer_jwt(persistent.authentication_setting, name="Ada"))
+    authenticate_customer(live, issue_visitor_token(live))
+    assert [(call.get("setting"), call.get("widget"), call.get("display_name")) for call in calls] == [
+        (persistent.authentication_setting, None, "Ada"),
+        (None, live, None),
+    ]
+
+
+def test_customer_upsert_creates_once_and_writes_only_what_changed(persistent, django_assert_num_queries):
+    from conversations import services
+    from conversations.models import Customer
+
+    setting = persistent.authentication_setting
+    ada = services.customer_upsert(setting=setting, external_id="c-1", display_name="Ada", email="ada@example.com")
+    with django_assert_num_queries(1):  # the same claims again: one SELECT, no write
+        again = services.customer_upsert(
+            setting=setting, external_id="c-1", display_name="Ada", email="ada@example.com"
+        )
+    assert again.pk == ada.pk
+    renamed = services.customer_upsert(setting=setting, external_id="c-1", display_name="Ada Lovelace")
+    renamed.refresh_from_db()
+    # a claim left out keeps what is stored
+    assert (renamed.display_name, renamed.email) == ("Ada Lovelace", "ada@example.com")
+    assert Customer.objects.filter(external_id="c-1").count() == 1
+    with pytest.raises(ValueError):
+        services.customer_upsert(external_id="c-1")

@@ -374,8 +374,23 @@ def test_becoming_available_drains_the_queue(persistent, customer, alice, commit
 def test_joining_a_queue_drains_it(persistent, customer, commit):
     conversation = say(persistent, customer).conversation
     agent = AgentFactory()
+    queue = persistent.workstream.queue
     with commit():
-        agent.queues.add(persistent.workstream.queue)
+        services.queue_agents_set(queue_id=queue.pk, agent_ids=[*queue.agents.values_list("pk", flat=True), agent.pk])
+    assert refresh(conversation).agent == agent
+
+
+def test_an_agent_joining_its_queues_drains_them(persistent, customer, commit):
+    conversation = say(persistent, customer).conversation
+    agent = AgentFactory(presence=Presence.AVAILABLE, presence_auto=True, capacity=100)
+    with commit():
+        services.agent_profile_update(
+            agent_id=agent.pk,
+            presence=Presence.AVAILABLE,
+            presence_auto=True,
+            capacity=100,
+            queue_ids=[persistent.workstream.queue.pk],
+        )
     assert refresh(conversation).agent == agent
 
 
@@ -520,6 +535,20 @@ def test_average_wait_time_comes_from_the_queues_recent_assignments(live, alice,
     assert 590 <= queue.average_wait_seconds <= 610
 
 
+def test_the_average_wait_is_written_by_the_engine_and_forgotten_after_an_hour(live, alice, queue, monkeypatch):
+    with time_machine.travel(timezone.now() - timedelta(minutes=10)):
+        say(live, CustomerFactory(authentication_setting=None, widget=live))
+    queues_drain()
+    calls = []
+    real = services.queue_wait_update
+    monkeypatch.setattr(services, "queue_wait_update", lambda **kwargs: calls.append(kwargs) or real(**kwargs))
+    assert average_wait_task() == 1 and calls == [{}]  # the task only asks the engine
+    assert services.queue_wait_update() == 0  # nothing moved: nothing written
+    assert services.queue_wait_update(now=timezone.now() + timedelta(hours=2)) == 1
+    queue.refresh_from_db()
+    assert queue.average_wait_seconds is None
+
+
 # --- Rule 6: wait (✖) -----------------------------------------------------------------------------
 
 
@@ -614,7 +643,7 @@ def test_requeued_returning_customer_keeps_their_place_before_newer_customers(
     newer = say(persistent, CustomerFactory(authentication_setting=persistent.authentication_setting)).conversation
     late = AgentFactory(capacity=50)
     with commit():
-        late.queues.add(persistent.workstream.queue)
+        services.queue_agents_set(queue_id=persistent.workstream.queue.pk, agent_ids=[alice.pk, late.pk])
     assert refresh(waiting).agent == late
     assert refresh(newer).status == Status.OPEN
 
