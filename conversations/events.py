@@ -200,7 +200,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 async def _send_batch(layer, sends: list[tuple[list[str], dict[str, Any]]]) -> None:
     """Frames in order, each to its groups: one script call where the layer can
-    (omnichannel.layers), else one group_send after the other."""
+    (omnichannel.realtime.layers), else one group_send after the other."""
     if hasattr(layer, "group_send_many"):
         await layer.group_send_many(sends)
         return

@@ -13,8 +13,8 @@ MAX_FRAME = 32 * 1024
 WS_MAX_SIZE = MAX_FRAME + 4 * 1024
 
 
-# uvicorn's sans-I/O WebSocket protocol keeping less per idle socket (omnichannel/wsprotocol.py).
-WS_PROTOCOL = "omnichannel.wsprotocol:WebSocketProtocol"
+# uvicorn's sans-I/O WebSocket protocol keeping less per idle socket (omnichannel/realtime/wsprotocol.py).
+WS_PROTOCOL = "omnichannel.realtime.wsprotocol:WebSocketProtocol"
 
 
 # uvicorn leaves the client's address as the TCP peer's: it would otherwise replace it with

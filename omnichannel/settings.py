@@ -84,7 +84,7 @@ MIDDLEWARE = [
     # Outside the others, so that every response, a 400 for a forged Host too, has the policy.
     "omnichannel.csp.ContentSecurityPolicyMiddleware",
     # These two run on the event loop; everything below, in one hop to the request's thread
-    # (omnichannel/http.py). Static files get nosniff from SERVESTATIC_ADD_HEADERS_FUNCTION.
+    # (omnichannel/realtime/http.py). Static files get nosniff from SERVESTATIC_ADD_HEADERS_FUNCTION.
     "servestatic.middleware.ServeStaticMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Cache-Control: no-store on every view's response that did not choose its own (customer data).
@@ -173,7 +173,7 @@ REDIS_PREFIX = env.str("REDIS_PREFIX", default="omnichannel")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "omnichannel.layers.PubSubChannelLayer",
+        "BACKEND": "omnichannel.realtime.layers.PubSubChannelLayer",
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which races the layer's
             # 5 s blocking BZPOPMIN: an idle consumer would die. Give reads more room.
@@ -185,7 +185,7 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "omnichannel.cache.RedisCache",
+        "BACKEND": "omnichannel.realtime.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_PREFIX,
     }
@@ -305,7 +305,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 
 def _static_file_headers(headers, path: str, url: str) -> None:
-    """ServeStatic answers above SecurityMiddleware (omnichannel/http.py): its nosniff here.
+    """ServeStatic answers above SecurityMiddleware (omnichannel/realtime/http.py): its nosniff here.
     The setting is read when ServeStatic builds its table of files, not at import."""
     from django.conf import settings
 

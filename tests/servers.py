@@ -15,7 +15,7 @@ import uvicorn
 import websockets
 
 from omnichannel.limits import WS_MAX_SIZE
-from omnichannel.wsprotocol import WebSocketProtocol
+from omnichannel.realtime.wsprotocol import WebSocketProtocol
 
 
 def free_port() -> int:

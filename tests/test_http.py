@@ -1,4 +1,4 @@
-"""How an HTTP request runs under ASGI (omnichannel/http.py, omnichannel/cache.py): the
+"""How an HTTP request runs under ASGI (omnichannel/realtime/http.py, omnichannel/realtime/cache.py): the
 middleware and the view in one hop to a thread that later requests reuse, static files
 answered on the event loop with the security headers, and one Redis connection pool per
 process for the cache."""
@@ -19,7 +19,7 @@ from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from omnichannel.http import ASGIHandler
+from omnichannel.realtime.http import ASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

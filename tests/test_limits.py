@@ -14,7 +14,7 @@ from omnichannel.devrun import web_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVER_LIMIT = ["--ws-max-size", str(limits.WS_MAX_SIZE)]
-SERVER_PROTOCOL = ["--ws", "omnichannel.wsprotocol:WebSocketProtocol"]
+SERVER_PROTOCOL = ["--ws", "omnichannel.realtime.wsprotocol:WebSocketProtocol"]
 # uvicorn would otherwise take the client's address from X-Forwarded-For of its own list of
 # trusted hosts (127.0.0.1 by default), whatever TRUSTED_PROXIES says (omnichannel/addresses.py).
 NO_PROXY_HEADERS = ["--no-proxy-headers"]

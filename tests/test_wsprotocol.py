@@ -10,7 +10,7 @@ import socket
 import pytest
 import websockets
 
-from omnichannel.wsprotocol import EventQueue, Flag, WebSocketProtocol
+from omnichannel.realtime.wsprotocol import EventQueue, Flag, WebSocketProtocol
 from tests.servers import uvicorn_in_thread
 
 

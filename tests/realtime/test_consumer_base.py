@@ -1,5 +1,5 @@
 """The sockets' consumer base without a channel of its own (conversations.consumers.
-ProtocolConsumer.__call__, omnichannel.layers.PubSubChannelLayer.new_inbox): what an idle socket
+ProtocolConsumer.__call__, omnichannel.realtime.layers.PubSubChannelLayer.new_inbox): what an idle socket
 costs, and that group events still reach a socket once, in order, one thing at a time."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """uvicorn's WebSocket protocol (websockets' sans-I/O implementation) with less to keep per idle
-socket: every real start of the server passes ``--ws omnichannel.wsprotocol:WebSocketProtocol``
+socket: every real start of the server passes ``--ws omnichannel.realtime.wsprotocol:WebSocketProtocol``
 (``omnichannel.limits.uvicorn_args``).
 
 The frames on the wire, the handshake, pings, back-pressure and closing are uvicorn's own; only
