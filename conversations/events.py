@@ -17,12 +17,12 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.models import Conversation, Message
 from conversations.selectors import agent_capacity, waiting_counts
+from omnichannel.realtime.serverloop import server_loop
 
 logger = logging.getLogger(__name__)
 
@@ -210,17 +210,14 @@ async def _send_batch(layer, sends: list[tuple[list[str], dict[str, Any]]]) -> N
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop that called into this thread through ``sync_to_async``, if any."""
+    """The server's event loop whose socket or request this thread works for (the real-time
+    stack sets it: omnichannel.realtime.serverloop), if any."""
     try:
         asyncio.get_running_loop()
         return None  # called on the loop itself: no thread to free
     except RuntimeError:
         pass
-    threadlocal = SyncToAsync.threadlocal
-    if getattr(threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return None
-    loop = getattr(threadlocal, "main_event_loop", None)
-    return loop if loop is not None and loop.is_running() else None
+    return server_loop()
 
 
 class _Publisher:

@@ -171,9 +171,19 @@ REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.process_url()
 # prefixes, or each hears the other's frames.
 REDIS_PREFIX = env.str("REDIS_PREFIX", default="omnichannel")
 
+# The real-time stack as the libraries ship it (omnichannel/realtime/): uvicorn's own WebSocket
+# protocol, channels-redis' pub/sub layer through its public API, Channels' consumer loop,
+# Django's ASGI handler and Redis cache. The same application, slower; the way back when an
+# upgrade breaks a private part the fast stack relies on (tests/realtime/test_private_symbols.py).
+OMNICHANNEL_STOCK_REALTIME = env_bool("OMNICHANNEL_STOCK_REALTIME", default=False)
+
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "omnichannel.realtime.layers.PubSubChannelLayer",
+        "BACKEND": (
+            "channels_redis.pubsub.RedisPubSubChannelLayer"
+            if OMNICHANNEL_STOCK_REALTIME
+            else "omnichannel.realtime.layers.PubSubChannelLayer"
+        ),
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which races the layer's
             # 5 s blocking BZPOPMIN: an idle consumer would die. Give reads more room.
@@ -185,7 +195,11 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "omnichannel.realtime.cache.RedisCache",
+        "BACKEND": (
+            "django.core.cache.backends.redis.RedisCache"
+            if OMNICHANNEL_STOCK_REALTIME
+            else "omnichannel.realtime.cache.RedisCache"
+        ),
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_PREFIX,
     }
