@@ -26,14 +26,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_in_thread(app, port: int | None = None, timeout: float = 20) -> Iterator[tuple[uvicorn.Server, int]]:
-    """(the server, its port) while the block runs; the server stops after it."""
+def uvicorn_in_thread(
+    app, port: int | None = None, timeout: float = 20, ws=None
+) -> Iterator[tuple[uvicorn.Server, int]]:
+    """(the server, its port) while the block runs; the server stops after it. ``ws``: uvicorn's
+    WebSocket protocol, by default the stack's (omnichannel.limits.ws_protocol)."""
     port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        ws=ws_protocol(settings.OMNICHANNEL_STOCK_REALTIME),
+        ws=ws or ws_protocol(settings.OMNICHANNEL_STOCK_REALTIME),
         ws_max_size=WS_MAX_SIZE,
         proxy_headers=False,  # --no-proxy-headers: the peer is the client (omnichannel.addresses)
         lifespan="off",

@@ -1,4 +1,4 @@
-"""uvicorn's WebSocket protocol keeping less per socket (omnichannel/wsprotocol.py): the same
+"""uvicorn's WebSocket protocol keeping less per socket (omnichannel/realtime/wsprotocol.py): the same
 behaviour on the wire, without an asyncio.Queue, an asyncio.Event and the handshake's request and
 response per connection."""
 
@@ -13,6 +13,9 @@ import websockets
 from omnichannel.realtime.wsprotocol import EventQueue, Flag, WebSocketProtocol
 from tests.servers import uvicorn_in_thread
 
+# Our protocol, whatever the stack: the stock one is uvicorn's own.
+pytestmark = pytest.mark.fast_realtime
+
 
 async def echo(scope, receive, send):
     """Accepts, then sends back every text frame until the client leaves."""
@@ -25,7 +28,7 @@ async def echo(scope, receive, send):
 
 @pytest.fixture
 def server():
-    with uvicorn_in_thread(echo) as (server, port):
+    with uvicorn_in_thread(echo, ws=WebSocketProtocol) as (server, port):
         yield server, port
 
 

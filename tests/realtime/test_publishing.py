@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -48,6 +49,7 @@ async def test_a_frame_sent_outside_the_server_reaches_the_group():
     await layer.group_discard("outside", channel)
 
 
+@pytest.mark.fast_realtime
 async def test_a_batch_of_frames_is_one_redis_command_and_keeps_its_order(monkeypatch):
     """A pipeline of PUBLISHes cost the client a command and a reply per frame and group: about
     seven per assignment, a large part of a drain's CPU."""
@@ -76,6 +78,7 @@ async def test_a_batch_of_frames_is_one_redis_command_and_keeps_its_order(monkey
     await layer.group_discard("batch.second", second)
 
 
+@pytest.mark.fast_realtime
 async def test_a_batch_reaches_a_redis_that_forgot_the_script():
     layer = get_channel_layer()
     channel = await layer.new_channel()
