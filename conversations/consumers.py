@@ -6,19 +6,13 @@ truth; the channel layer only speeds things up."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 import re
 import time
-from collections import deque
 from typing import Any
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
@@ -40,6 +34,7 @@ from omnichannel.addresses import client_address
 from omnichannel.limits import MAX_FRAME
 from omnichannel.origins import origin_allowed, origin_header
 from omnichannel.ratelimit import TokenBucket
+from omnichannel.realtime.consumer import ConsumerLoop
 from omnichannel.text import is_unicode
 from workstreams.models import ChatWidget
 
@@ -98,7 +93,7 @@ class SeqTracker:
             self._above[conversation_id] = {s for s in self._above.get(conversation_id, ()) if s > seq}
 
 
-class ProtocolConsumer(AsyncWebsocketConsumer):
+class ProtocolConsumer(ConsumerLoop):
     """JSON frames, error frames that keep the socket open, the auth deadline, group
     membership, and message frames deduplicated by seq."""
 
@@ -119,113 +114,18 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     timer: asyncio.TimerHandle | None = None
     timer_event: str = ""
 
-    async def __call__(self, scope, receive, send) -> None:
-        """Channels' ``AsyncConsumer.__call__`` without a channel of its own: no
-        ``new_channel()`` (a Redis subscription, a queue and a task waiting on it for every
-        socket), no ``await_many_dispatch`` (a second task, and a new task and an
-        ``asyncio.wait`` for every frame and every group event). The ASGI server's task reads
-        the socket; group events arrive through the layer's inbox (``_deliver``) and are
-        dispatched by a task that lives only while some are waiting. As with Channels, one
-        thing at a time: a frame and the group events never run their handlers side by side,
-        and group events keep their order."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = self.channel_layer.new_inbox(self._deliver)
-        self.base_send = send
-        self._events: deque[dict[str, Any]] | None = None  # made when the first event comes
-        self._drainer: asyncio.Task | None = None
-        self._handling = False  # a frame from the socket is being handled
-        self._yield_to_frame = False  # the drainer stops after its event: a frame is waiting
-        self._drainer_failure: BaseException | None = None
-        task = asyncio.current_task()
-        self._task = task
-        # The drainer runs in the consumer's context, as Channels' handlers did, not in that of
-        # the layer's reader, which calls _deliver.
-        self._context = contextvars.copy_context()
-        try:
-            while True:
-                message = await receive()
-                self._handling = True
-                drainer = self._drainer
-                if drainer is not None:
-                    self._yield_to_frame = True
-                    await asyncio.wait((drainer,))
-                try:
-                    await self.dispatch(message)
-                    while self._events:  # those that came meanwhile
-                        await self.dispatch(self._events.popleft())
-                except OSError:
-                    # The client is gone (the ASGI server's send raises an OSError): the server
-                    # has queued websocket.disconnect, which the next receive() returns.
-                    if message["type"] == "websocket.disconnect":
-                        raise
-                    logger.debug("a send to a client that left", exc_info=True)
-                self._events = None  # an empty deque is 600 bytes an idle socket need not keep
-                self._handling = False
-        except StopConsumer:
-            pass
-        except asyncio.CancelledError:
-            failure = self._drainer_failure
-            if failure is None or task.uncancel() > 0:
-                raise  # the server's own cancellation
-            if not isinstance(failure, StopConsumer):
-                raise failure from None
-        finally:
-            # Nothing calls _deliver any more: neither the layer nor the deadline.
-            self.channel_layer.close_inbox(self.channel_name)
-            if getattr(self, "auth_deadline", None) is not None:
-                self.auth_deadline.cancel()
-            if self.timer is not None:
-                self.timer.cancel()
-            drainer = self._drainer
-            if drainer is not None and drainer is not asyncio.current_task():
-                drainer.cancel()
-            for group in list(getattr(self, "groups_joined", ())):  # however it ended
-                await self.leave(group)
-            if self.counted_address is not None:
-                address, self.counted_address = self.counted_address, None
-                await socketcap.counts().give_back(address)
-
-    def _deliver(self, event: dict[str, Any]) -> None:
-        """The layer's inbox callback, on the event loop: queue the event; start the drainer
-        unless a frame's handler (which drains after itself) or the drainer is running."""
-        if self._events is None:
-            self._events = deque()
-        self._events.append(event)
-        if not self._handling and self._drainer is None:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain(), context=self._context)
-
-    async def _drain(self) -> None:
-        try:
-            while self._events and not self._yield_to_frame:
-                await self.dispatch(self._events.popleft())
-            if not self._events:
-                self._events = None
-        except OSError:
-            # The client is gone; the server has queued websocket.disconnect for __call__,
-            # whose disconnect() leaves the groups. What is still queued is for nobody.
-            logger.debug("a send to a client that left", exc_info=True)
-            self._events = None
-        except Exception as failure:  # noqa: BLE001 - handed to __call__, which raises it
-            # StopConsumer (a client too slow to read) or a bug: the consumer ends either way.
-            self._drainer_failure = failure
-            self._task.cancel()
-        finally:
-            self._drainer = None
-            self._yield_to_frame = False
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels' dispatch without its ``aclose_old_connections()``: that is a round trip to
-        Channels' one sync thread before every frame and every group event, to close database
-        connections this loop never opens. These consumers reach the database only through
-        ``database_sync_to_async`` and ``frame_sync_to_async``, which close stale connections
-        around each call on the thread that holds them. Profiled under the bench's load, the hop
-        was the largest single cost of a frame on the event loop, and it queued frames behind
-        other sockets' database work on that thread."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    async def ended(self) -> None:
+        """However the consumer ended (the loop, ``omnichannel.realtime.consumer``, awaits it):
+        nothing more is delivered, the groups are left and the socket is no longer counted."""
+        if getattr(self, "auth_deadline", None) is not None:
+            self.auth_deadline.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+        for group in list(getattr(self, "groups_joined", ())):  # however it ended
+            await self.leave(group)
+        if self.counted_address is not None:
+            address, self.counted_address = self.counted_address, None
+            await socketcap.counts().give_back(address)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """One more socket from an address that holds ``MAX_SOCKETS_PER_ADDRESS`` already (in

@@ -17,12 +17,12 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.models import Conversation, Message
 from conversations.selectors import agent_capacity, waiting_counts
+from omnichannel.realtime.serverloop import server_loop
 from workstreams.models import DistributionMode
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 async def _send_batch(layer, sends: list[tuple[list[str], dict[str, Any]]]) -> None:
     """Frames in order, each to its groups: one script call where the layer can
-    (omnichannel.layers), else one group_send after the other."""
+    (omnichannel.realtime.layers), else one group_send after the other."""
     if hasattr(layer, "group_send_many"):
         await layer.group_send_many(sends)
         return
@@ -211,17 +211,14 @@ async def _send_batch(layer, sends: list[tuple[list[str], dict[str, Any]]]) -> N
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop that called into this thread through ``sync_to_async``, if any."""
+    """The server's event loop whose socket or request this thread works for (the real-time
+    stack sets it: omnichannel.realtime.serverloop), if any."""
     try:
         asyncio.get_running_loop()
         return None  # called on the loop itself: no thread to free
     except RuntimeError:
         pass
-    threadlocal = SyncToAsync.threadlocal
-    if getattr(threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return None
-    loop = getattr(threadlocal, "main_event_loop", None)
-    return loop if loop is not None and loop.is_running() else None
+    return server_loop()
 
 
 class _Publisher:

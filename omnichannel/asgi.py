@@ -9,10 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnichannel.settings")
 # Django must be set up before importing anything that touches models.
 django.setup(set_prefix=False)
 
-from omnichannel.http import ASGIHandler  # noqa: E402
+from omnichannel.realtime import http  # noqa: E402
 
-# Django's get_asgi_application(), with the middleware run in one hop to a thread (omnichannel/http.py).
-django_asgi_app = ASGIHandler()
+# Django's get_asgi_application(), with the middleware run in one hop to a thread, unless
+# OMNICHANNEL_STOCK_REALTIME (omnichannel/realtime/http.py).
+django_asgi_app = http.application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

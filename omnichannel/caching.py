@@ -18,7 +18,7 @@ NO_STORE = "no-store"
 
 
 class NoStoreMiddleware:
-    """Runs in the request's thread with the rest below ServeStatic (omnichannel/http.py)."""
+    """Runs in the request's thread with the rest below ServeStatic (omnichannel/realtime/http.py)."""
 
     sync_capable = True
     async_capable = False

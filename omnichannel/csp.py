@@ -97,7 +97,7 @@ class ContentSecurityPolicyMiddleware:
     """Give every request a lazy nonce and every response the policy of ``SECURE_CSP`` (plus
     the view's overrides), unless the view set the header itself."""
 
-    # Both kinds: on the event loop above ServeStatic (omnichannel/http.py), in a thread for
+    # Both kinds: on the event loop above ServeStatic (omnichannel/realtime/http.py), in a thread for
     # Django's test client. Its work is a few string operations, never I/O.
     sync_capable = True
     async_capable = True

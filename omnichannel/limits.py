@@ -5,6 +5,8 @@ Django is set up."""
 
 from __future__ import annotations
 
+from omnichannel.realtime import stock_requested
+
 # The largest frame a consumer reads: UTF-8 bytes of one text frame. Larger: a ``bad_frame``.
 MAX_FRAME = 32 * 1024
 # uvicorn's ``--ws-max-size``: a little above MAX_FRAME, so the server refuses a larger frame
@@ -13,8 +15,19 @@ MAX_FRAME = 32 * 1024
 WS_MAX_SIZE = MAX_FRAME + 4 * 1024
 
 
-# uvicorn's sans-I/O WebSocket protocol keeping less per idle socket (omnichannel/wsprotocol.py).
-WS_PROTOCOL = "omnichannel.wsprotocol:WebSocketProtocol"
+# uvicorn's sans-I/O WebSocket protocol keeping less per idle socket
+# (omnichannel/realtime/wsprotocol.py), and uvicorn's own, which it subclasses, for
+# OMNICHANNEL_STOCK_REALTIME.
+WS_PROTOCOL = "omnichannel.realtime.wsprotocol:WebSocketProtocol"
+STOCK_WS_PROTOCOL = "websockets-sansio"
+
+
+def ws_protocol(stock: bool | None = None) -> str:
+    """uvicorn's ``--ws``: ours, or uvicorn's own on the stock stack (``stock``; by default as
+    the environment's OMNICHANNEL_STOCK_REALTIME says)."""
+    if stock is None:
+        stock = stock_requested()
+    return STOCK_WS_PROTOCOL if stock else WS_PROTOCOL
 
 
 # uvicorn leaves the client's address as the TCP peer's: it would otherwise replace it with
@@ -23,6 +36,6 @@ WS_PROTOCOL = "omnichannel.wsprotocol:WebSocketProtocol"
 PROXY_HEADERS = "--no-proxy-headers"
 
 
-def uvicorn_args() -> list[str]:
+def uvicorn_args(stock: bool | None = None) -> list[str]:
     """The uvicorn options every real start of the server passes."""
-    return ["--ws", WS_PROTOCOL, "--ws-max-size", str(WS_MAX_SIZE), PROXY_HEADERS]
+    return ["--ws", ws_protocol(stock), "--ws-max-size", str(WS_MAX_SIZE), PROXY_HEADERS]

@@ -84,7 +84,7 @@ MIDDLEWARE = [
     # Outside the others, so that every response, a 400 for a forged Host too, has the policy.
     "omnichannel.csp.ContentSecurityPolicyMiddleware",
     # These two run on the event loop; everything below, in one hop to the request's thread
-    # (omnichannel/http.py). Static files get nosniff from SERVESTATIC_ADD_HEADERS_FUNCTION.
+    # (omnichannel/realtime/http.py). Static files get nosniff from SERVESTATIC_ADD_HEADERS_FUNCTION.
     "servestatic.middleware.ServeStaticMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Cache-Control: no-store on every view's response that did not choose its own (customer data).
@@ -170,9 +170,19 @@ REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.process_url()
 # prefixes, or each hears the other's frames.
 REDIS_PREFIX = env.str("REDIS_PREFIX", default="omnichannel")
 
+# The real-time stack as the libraries ship it (omnichannel/realtime/): uvicorn's own WebSocket
+# protocol, channels-redis' pub/sub layer through its public API, Channels' consumer loop,
+# Django's ASGI handler and Redis cache. The same application, slower; the way back when an
+# upgrade breaks a private part the fast stack relies on (tests/realtime/test_private_symbols.py).
+OMNICHANNEL_STOCK_REALTIME = env_bool("OMNICHANNEL_STOCK_REALTIME", default=False)
+
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "omnichannel.layers.PubSubChannelLayer",
+        "BACKEND": (
+            "channels_redis.pubsub.RedisPubSubChannelLayer"
+            if OMNICHANNEL_STOCK_REALTIME
+            else "omnichannel.realtime.layers.PubSubChannelLayer"
+        ),
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which races the layer's
             # 5 s blocking BZPOPMIN: an idle consumer would die. Give reads more room.
@@ -184,7 +194,11 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "omnichannel.cache.RedisCache",
+        "BACKEND": (
+            "django.core.cache.backends.redis.RedisCache"
+            if OMNICHANNEL_STOCK_REALTIME
+            else "omnichannel.realtime.cache.RedisCache"
+        ),
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_PREFIX,
     }
@@ -304,7 +318,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 
 def _static_file_headers(headers, path: str, url: str) -> None:
-    """ServeStatic answers above SecurityMiddleware (omnichannel/http.py): its nosniff here.
+    """ServeStatic answers above SecurityMiddleware (omnichannel/realtime/http.py): its nosniff here.
     The setting is read when ServeStatic builds its table of files, not at import."""
     from django.conf import settings
 

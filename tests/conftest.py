@@ -64,6 +64,13 @@ def other_agent(db):
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 
+    if settings.OMNICHANNEL_STOCK_REALTIME:
+        stock = pytest.mark.skip(
+            reason="a part of the fast real-time stack: OMNICHANNEL_STOCK_REALTIME runs the stock one instead"
+        )
+        for item in items:
+            if "fast_realtime" in item.keywords:
+                item.add_marker(stock)
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         return
     skip = pytest.mark.skip(

@@ -1,5 +1,6 @@
 """Servers for tests: a free port, and uvicorn in a thread of the test process with the
-WebSocket protocol every real start of the server uses (omnichannel.limits.uvicorn_args)."""
+WebSocket protocol every real start of the server uses (omnichannel.limits.uvicorn_args): ours,
+or uvicorn's own with OMNICHANNEL_STOCK_REALTIME."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from contextlib import contextmanager
 import pytest
 import uvicorn
 import websockets
+from django.conf import settings
 
-from omnichannel.limits import WS_MAX_SIZE
-from omnichannel.wsprotocol import WebSocketProtocol
+from omnichannel.limits import WS_MAX_SIZE, ws_protocol
 
 
 def free_port() -> int:
@@ -25,14 +26,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_in_thread(app, port: int | None = None, timeout: float = 20) -> Iterator[tuple[uvicorn.Server, int]]:
-    """(the server, its port) while the block runs; the server stops after it."""
+def uvicorn_in_thread(
+    app, port: int | None = None, timeout: float = 20, ws=None
+) -> Iterator[tuple[uvicorn.Server, int]]:
+    """(the server, its port) while the block runs; the server stops after it. ``ws``: uvicorn's
+    WebSocket protocol, by default the stack's (omnichannel.limits.ws_protocol)."""
     port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        ws=WebSocketProtocol,
+        ws=ws or ws_protocol(settings.OMNICHANNEL_STOCK_REALTIME),
         ws_max_size=WS_MAX_SIZE,
         proxy_headers=False,  # --no-proxy-headers: the peer is the client (omnichannel.addresses)
         lifespan="off",

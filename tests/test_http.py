@@ -1,4 +1,4 @@
-"""How an HTTP request runs under ASGI (omnichannel/http.py, omnichannel/cache.py): the
+"""How an HTTP request runs under ASGI (omnichannel/realtime/http.py, omnichannel/realtime/cache.py): the
 middleware and the view in one hop to a thread that later requests reuse, static files
 answered on the event loop with the security headers, and one Redis connection pool per
 process for the cache."""
@@ -19,7 +19,8 @@ from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from omnichannel.http import ASGIHandler
+from omnichannel.realtime import http
+from omnichannel.realtime.http import ASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,6 +90,7 @@ class Hops:
         monkeypatch.setattr(AsyncToSync, "__call__", count_to_loop)
 
 
+@pytest.mark.fast_realtime
 async def test_the_middleware_and_the_view_run_in_one_hop_to_a_thread(monkeypatch):
     """Django's own ASGI chain ran each hybrid middleware's process_request and
     process_response in a thread of its own call, and bounced back to the loop at ServeStatic:
@@ -114,6 +116,7 @@ def request_threads():
     request_finished.disconnect(dispatch_uid=__name__)
 
 
+@pytest.mark.fast_realtime
 async def test_requests_one_after_another_reuse_one_thread(request_threads):
     """Django started a thread for every request, and one more to join it afterwards."""
     app = ASGIHandler()
@@ -126,6 +129,7 @@ async def test_requests_one_after_another_reuse_one_thread(request_threads):
     assert threading.active_count() == started
 
 
+@pytest.mark.fast_realtime
 async def test_a_thread_still_busy_with_a_request_its_client_left_is_not_reused(settings, request_threads):
     """Django cancels a request whose client disconnects, but its view runs on in the thread:
     the next request must not wait behind it."""
@@ -151,7 +155,7 @@ async def test_a_thread_still_busy_with_a_request_its_client_left_is_not_reused(
 async def test_a_static_file_is_served_with_the_security_headers(settings):
     settings.SERVESTATIC_USE_FINDERS = True  # the tests have no collected static files
     settings.SERVESTATIC_AUTOREFRESH = True
-    response = await get(ASGIHandler(), "/static/omnichannel-widget.js")
+    response = await get(http.application(), "/static/omnichannel-widget.js")
     assert response["status"] == 200
     assert b"omnichannel" in response["body"].lower()
     assert header(response, "X-Content-Type-Options") == "nosniff"
@@ -163,14 +167,14 @@ async def test_static_files_follow_the_nosniff_setting_as_pages_do(settings):
     settings.SERVESTATIC_USE_FINDERS = True
     settings.SERVESTATIC_AUTOREFRESH = True
     settings.SECURE_CONTENT_TYPE_NOSNIFF = False
-    response = await get(ASGIHandler(), "/static/omnichannel-widget.js")
+    response = await get(http.application(), "/static/omnichannel-widget.js")
     assert response["status"] == 200
     assert header(response, "X-Content-Type-Options") is None
 
 
 async def test_a_page_still_gets_every_middleware(settings):
     """The sync chain still runs sessions, CSRF, clickjacking and CSP on pages."""
-    response = await get(ASGIHandler(), "/accounts/login/")
+    response = await get(http.application(), "/accounts/login/")
     assert response["status"] == 200
     assert header(response, "X-Frame-Options") == "DENY"
     assert header(response, "Content-Security-Policy")
@@ -181,6 +185,7 @@ def _connections_received() -> int:
     return int(redis.Redis.from_url(django_settings.REDIS_URL).info("stats")["total_connections_received"])
 
 
+@pytest.mark.fast_realtime
 def test_each_request_context_reuses_the_processs_redis_connections():
     """Under ASGI each request runs in a context of its own, where ``caches`` builds a new
     cache object; each of Django's Redis cache objects opened its own pool, so every throttled
@@ -193,5 +198,6 @@ def test_each_request_context_reuses_the_processs_redis_connections():
     assert _connections_received() - before <= 1
 
 
+@pytest.mark.fast_realtime
 def test_cache_objects_share_their_client():
     assert caches.create_connection("default")._cache is caches.create_connection("default")._cache

@@ -23,6 +23,7 @@ print(json.dumps({
     "cache": s.CACHES["default"]["LOCATION"], "broker": s.CELERY_BROKER_URL, "debug": s.DEBUG,
     "allowed_hosts": s.ALLOWED_HOSTS, "csrf_origins": s.CSRF_TRUSTED_ORIGINS, "email_backend": s.EMAIL_BACKEND,
     "db_options": db.get("OPTIONS", {}),
+    "layer": s.CHANNEL_LAYERS["default"]["BACKEND"], "cache_backend": s.CACHES["default"]["BACKEND"],
 }))
 if s.REDIS_URL.startswith("unix://"):
     import redis
@@ -44,6 +45,7 @@ def clean_env(tmp_path, **extra) -> dict[str, str]:
             "CSRF_TRUSTED_ORIGINS",
             "EMAIL_URL",
             "DATABASE_PREPARE_THRESHOLD",
+            "OMNICHANNEL_STOCK_REALTIME",
         }
     }
     env.update(DJANGO_SETTINGS_MODULE="omnichannel.settings", OMNICHANNEL_VAR_DIR=str(tmp_path / "var"), **extra)
@@ -97,6 +99,20 @@ def test_unset_environment_gives_sqlite_under_var_and_an_embedded_redis(tmp_path
     assert parsed["broker"] == "redis+socket://" + parsed["redis"].removeprefix("unix://")
     assert parsed["debug"] is True
     assert ping == {"ping": True}
+
+
+@pytest.mark.parametrize(
+    ("stock", "layer", "cache"),
+    [
+        ("", "omnichannel.realtime.layers.PubSubChannelLayer", "omnichannel.realtime.cache.RedisCache"),
+        ("1", "channels_redis.pubsub.RedisPubSubChannelLayer", "django.core.cache.backends.redis.RedisCache"),
+    ],
+)
+def test_the_stock_real_time_stack_takes_the_libraries_own_layer_and_cache(tmp_path, stock, layer, cache):
+    [parsed] = settings_in(
+        clean_env(tmp_path, REDIS_URL="redis://cache.internal:6380/2", OMNICHANNEL_STOCK_REALTIME=stock)
+    )
+    assert (parsed["layer"], parsed["cache_backend"]) == (layer, cache)
 
 
 def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path):

@@ -1,4 +1,4 @@
-"""uvicorn's WebSocket protocol keeping less per socket (omnichannel/wsprotocol.py): the same
+"""uvicorn's WebSocket protocol keeping less per socket (omnichannel/realtime/wsprotocol.py): the same
 behaviour on the wire, without an asyncio.Queue, an asyncio.Event and the handshake's request and
 response per connection."""
 
@@ -10,8 +10,11 @@ import socket
 import pytest
 import websockets
 
-from omnichannel.wsprotocol import EventQueue, Flag, WebSocketProtocol
+from omnichannel.realtime.wsprotocol import EventQueue, Flag, WebSocketProtocol
 from tests.servers import uvicorn_in_thread
+
+# Our protocol, whatever the stack: the stock one is uvicorn's own.
+pytestmark = pytest.mark.fast_realtime
 
 
 async def echo(scope, receive, send):
@@ -25,7 +28,7 @@ async def echo(scope, receive, send):
 
 @pytest.fixture
 def server():
-    with uvicorn_in_thread(echo) as (server, port):
+    with uvicorn_in_thread(echo, ws=WebSocketProtocol) as (server, port):
         yield server, port
 
 

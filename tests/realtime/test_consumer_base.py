@@ -1,5 +1,5 @@
 """The sockets' consumer base without a channel of its own (conversations.consumers.
-ProtocolConsumer.__call__, omnichannel.layers.PubSubChannelLayer.new_inbox): what an idle socket
+ProtocolConsumer.__call__, omnichannel.realtime.layers.PubSubChannelLayer.new_inbox): what an idle socket
 costs, and that group events still reach a socket once, in order, one thing at a time."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def the_customer_group() -> str:
     return next(g for g in groups if "customer" in g).split("__group__", 1)[1]
 
 
+@pytest.mark.fast_realtime
 async def test_an_idle_socket_is_one_task_and_no_redis_subscription_of_its_own(socket, persistent):
     """Channels' consumer ran three tasks per socket (the application, and two that
     ``await_many_dispatch`` keeps waiting on the socket and on the consumer's channel) and
@@ -95,6 +96,7 @@ async def test_group_events_arrive_once_and_in_order_while_frames_are_handled(so
     await s.close()
 
 
+@pytest.mark.fast_realtime
 async def test_one_group_event_is_decoded_once_for_every_member_of_this_process():
     layer = get_channel_layer()
     got: dict[str, list] = {"a": [], "b": []}
@@ -119,6 +121,7 @@ async def test_one_group_event_is_decoded_once_for_every_member_of_this_process(
     await layer.group_discard("decode-once", b)
 
 
+@pytest.mark.fast_realtime
 async def test_a_failing_group_event_handler_ends_the_socket_and_reaches_the_server(socket, persistent, monkeypatch):
     """As with Channels' consumer: the error is not swallowed; the ASGI server logs it and closes
     the socket; the consumer's inbox is gone."""
@@ -213,6 +216,7 @@ async def start_probe():
     return probe, server, app
 
 
+@pytest.mark.fast_realtime
 async def test_a_frame_that_comes_while_an_event_is_being_sent_runs_after_it_and_before_the_rest():
     probe, server, app = await start_probe()
     server.open_gate.clear()  # the client stops reading: the first event's send waits

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from conversations import events
+from omnichannel.realtime.serverloop import serving
 
 
 async def test_frames_from_database_threads_arrive_once_each_and_in_commit_order():
@@ -22,7 +24,8 @@ async def test_frames_from_database_threads_arrive_once_each_and_in_commit_order
         for n in range(300):
             events.publish_now(["order.first", "order.second"], {"type": "test", "n": n})
 
-    await sync_to_async(commit_frames, thread_sensitive=False)()
+    with serving():  # as a socket or a request of the real-time stack does
+        await sync_to_async(commit_frames, thread_sensitive=False)()
     for channel in (first, second):
         received = [(await asyncio.wait_for(layer.receive(channel), 5))["frame"]["n"] for _ in range(300)]
         assert received == list(range(300))
@@ -48,6 +51,7 @@ async def test_a_frame_sent_outside_the_server_reaches_the_group():
     await layer.group_discard("outside", channel)
 
 
+@pytest.mark.fast_realtime
 async def test_a_batch_of_frames_is_one_redis_command_and_keeps_its_order(monkeypatch):
     """A pipeline of PUBLISHes cost the client a command and a reply per frame and group: about
     seven per assignment, a large part of a drain's CPU."""
@@ -76,6 +80,7 @@ async def test_a_batch_of_frames_is_one_redis_command_and_keeps_its_order(monkey
     await layer.group_discard("batch.second", second)
 
 
+@pytest.mark.fast_realtime
 async def test_a_batch_reaches_a_redis_that_forgot_the_script():
     layer = get_channel_layer()
     channel = await layer.new_channel()

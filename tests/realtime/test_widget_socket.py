@@ -439,6 +439,7 @@ async def test_a_message_waiting_for_a_row_lock_does_not_hold_up_other_customers
     await ann.until(lambda f: f["type"] == "message" and f["message"]["client_id"] == "ann-2", timeout=5)
 
 
+@pytest.mark.fast_realtime
 async def test_frames_and_group_events_do_not_hop_to_channels_sync_thread(socket, persistent, alice, monkeypatch):
     """Channels' dispatch awaits ``aclose_old_connections()`` (a round trip to its one sync
     thread) before every handler; the consumers reach the database only through calls that

@@ -86,9 +86,8 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
 
 # Every PUBLISH of a batch, in order, in one command: a pipeline of PUBLISHes costs the client
 # a command to pack and a reply to parse per frame and group (about seven per assignment, three
-# per message), which profiles of Celery's drains and of the servers showed; one script call
-# costs one of each per batch. Redis runs the script's PUBLISHes one after the other, as it ran
-# the pipeline's.
+# per message); one script call costs one of each per batch. Redis runs the script's PUBLISHes
+# one after the other, as it ran the pipeline's.
 _PUBLISH_ALL = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end"
 _PUBLISH_ALL_SHA = hashlib.sha1(_PUBLISH_ALL.encode()).hexdigest()  # noqa: S324 - Redis' script id
 

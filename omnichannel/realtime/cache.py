@@ -3,8 +3,8 @@
 Under ASGI ``django.core.cache.caches`` is local to each request's context, so every request
 builds a new cache object, and Django's Redis cache object builds its own client and pool:
 each request that touched the cache (every throttled API call) opened a new TCP connection
-to Redis and checked its health before its first command. Profiled on the history endpoint,
-that was a tenth of the request. The client here is shared by every cache object of the
+to Redis and checked its health before its first command (docs/decisions.md, "Django's Redis
+cache opened a connection per request"). The client here is shared by every cache object of the
 process that has the same settings; redis-py's pools are thread-safe, and a pool used after a
 fork (Celery's workers) starts over in the child."""
 

@@ -4,8 +4,8 @@ Django's ASGI handler builds its middleware chain for the event loop. A middlewa
 run either way (every ``MiddlewareMixin`` one: sessions, locale, CSRF, authentication,
 messages…) then runs on the loop, and sends each of its ``process_request`` and
 ``process_response`` to the request's thread and back; the sync views send the request there
-once more. Profiled on the history endpoint, these round trips between loop and thread were
-half of the request's time.
+once more: about fifteen round trips between loop and thread a request (docs/decisions.md,
+"HTTP requests: one hop to a thread").
 
 Here the chain is built the way Django builds it for WSGI, so everything below ServeStatic
 runs in one go in the request's thread (the same per-request thread Django uses for its
@@ -22,7 +22,11 @@ import collections
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import AsyncToSync, ThreadSensitiveContext, sync_to_async
+from django.conf import settings
+from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+
+from omnichannel.realtime.serverloop import serve_http, serving
 
 # Idle request threads kept for the next requests; more at once get new threads, which end
 # after their request.
@@ -67,8 +71,9 @@ class ASGIHandler(DjangoASGIHandler):
         except IndexError:
             thread = RequestThread()
         try:
-            async with ThreadSensitiveContext(executor=thread):
-                await self.handle(scope, receive, send)
+            with serving():
+                async with ThreadSensitiveContext(executor=thread):
+                    await self.handle(scope, receive, send)
         finally:
             if thread.idle and len(self._idle_threads) < IDLE_THREADS:
                 self._idle_threads.append(thread)
@@ -86,3 +91,11 @@ class ASGIHandler(DjangoASGIHandler):
             self._middleware_chain = chain.awaitable
         else:  # no async-only middleware at all: the whole chain is one hop
             self._middleware_chain = sync_to_async(chain, thread_sensitive=True)
+
+
+def application():
+    """The HTTP application: ``ASGIHandler``, or Django's own (``get_asgi_application()``) with
+    ``OMNICHANNEL_STOCK_REALTIME``; either sets the server loop for its request threads."""
+    if settings.OMNICHANNEL_STOCK_REALTIME:
+        return serve_http(get_asgi_application())
+    return ASGIHandler()

@@ -1,18 +1,18 @@
 """uvicorn's WebSocket protocol (websockets' sans-I/O implementation) with less to keep per idle
-socket: every real start of the server passes ``--ws omnichannel.wsprotocol:WebSocketProtocol``
+socket: every real start of the server passes ``--ws omnichannel.realtime.wsprotocol:WebSocketProtocol``
 (``omnichannel.limits.uvicorn_args``).
 
 The frames on the wire, the handshake, pings, back-pressure and closing are uvicorn's own; only
 what each connection holds changes:
 
 - its queue of ASGI events for the application: a list and one waiting future in place of an
-  ``asyncio.Queue``, whose three deques and ``Event`` take about 3 KB before the first event;
+  ``asyncio.Queue`` (three deques and an ``Event``);
 - the flag its ``send`` waits on while the transport is paused: the same, in place of an
   ``asyncio.Event`` and its deque;
-- the handshake's request and response (their header objects, about 2 KB), which uvicorn keeps
+- the handshake's request and response (their header objects), which uvicorn keeps
   for the life of the socket though nothing reads them once the socket is accepted.
 
-Measured with tracemalloc and the benchmark's idle figure: docs/benchmark.md. No Django import:
+Why and how much: docs/decisions.md, "uvicorn's WebSocket protocol keeps less". No Django import:
 uvicorn imports this before the application."""
 
 from __future__ import annotations
