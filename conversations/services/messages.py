@@ -26,8 +26,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from psycopg import Error as PsycopgError
-from psycopg import Rollback
 from psycopg.errors import UniqueViolation
 
 from agents.models import Agent
@@ -57,12 +57,10 @@ from conversations.services.presence import agent_presence_sync
 from conversations.services.sql import (
     _has_client_message,
     _insert_message,
-    _insert_values,
     _inserted,
     _lock_row,
-    _loop_lock_sql,
+    _loop_statement_sql,
     _save_fields,
-    _update_values,
 )
 from omnichannel import asyncdb, rows
 from workstreams.models import AutomatedMessageKind as Kind
@@ -109,13 +107,24 @@ def clean_client_id(client_id: object) -> str | None:
     return client_id
 
 
+# The rule of both executors, written once as data: what the conversation's columns must hold for
+# a message that changes nothing in it but its messages, seq and times. The conversation is
+# active, and for an agent it is the agent's own and no returning customer waits for this answer
+# (which clears ``returned_at``). ``_only_appends`` reads it in Python (the full path); the event
+# loop's statement has it as its WHERE clause (``sql._loop_statement_sql``).
+THE_AGENT = "the agent who writes"
+APPENDS_WHEN: dict[str, tuple[tuple[str, object], ...]] = {
+    Sender.CUSTOMER: (("status", Status.ACTIVE),),
+    Sender.AGENT: (("status", Status.ACTIVE), ("agent_id", THE_AGENT), ("returned_at", None)),
+}
+
+
 def _only_appends(conversation: Conversation, sender: str, agent_id: int | None = None) -> bool:
-    """The rule of both executors: the message changes nothing in the conversation but its
-    messages, seq and times. The conversation is active, and for an agent it is the agent's own
-    and no returning customer waits for this answer (which clears ``returned_at``)."""
-    if conversation.status != Status.ACTIVE:
-        return False
-    return sender == Sender.CUSTOMER or (conversation.agent_id == agent_id and conversation.returned_at is None)
+    """The rule of both executors (``APPENDS_WHEN``), for the full path's locked row."""
+    return all(
+        getattr(conversation, attname) == (agent_id if required == THE_AGENT else required)
+        for attname, required in APPENDS_WHEN[sender]
+    )
 
 
 def _appended(
@@ -300,10 +309,13 @@ def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> i
 
 # --- The second executor: a socket's message on the event loop ----------------------------------
 # On PostgreSQL a socket's message is first offered to a connection of the server's own event loop
-# (omnichannel.asyncdb): in one transaction, pipelined in two round trips, it locks and reads what
-# the first executor reads (``_loop_lock_sql``), applies the same rule (``_only_appends``) and,
-# when the message only appends, sends the same INSERT and UPDATE with the same values. Otherwise,
-# or when the connection fails, it writes nothing and returns None.
+# (omnichannel.asyncdb), as one statement (``sql._loop_statement_sql``) written from the same
+# rule (``APPENDS_WHEN``, its WHERE clause) and the same fields (``_APPENDED_FIELDS``, its SET
+# list): it locks the row only while it runs, and writes nothing when the rule says no, the
+# ``client_id`` is stored, or (a customer's) the widget moved to another workstream. One round
+# trip, no row lock held while the loop serves other sockets. When it writes nothing, or the
+# connection fails, it returns None and the socket's adapter takes the full path.
+# tests/conversations/test_message_parity.py runs every message-bearing state through both.
 
 
 async def acustomer_message_append(
@@ -312,30 +324,19 @@ async def acustomer_message_append(
     """``customer_message_send`` of a message that only appends, from a socket that holds the
     ids of its widget (in ``workstream_id`` when the socket authenticated) and its customer.
     None when it wrote nothing: the conversation is not active, the customer or the widget is
-    gone or the widget moved to another workstream (``resolve``), or ``client_id`` is stored."""
+    gone or the widget moved to another workstream (``resolve``), or ``client_id`` is stored.
+    The message's author is the customer's name as the row has it now (``Customer.name``)."""
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     params = {
         "customer": customer_id,
         "workstream": workstream_id,
         "widget": widget_id,
-        "sender": Sender.CUSTOMER,
-        "client_id": client_id,
+        "agent": None,
+        "author": None,
+        "visitor": str(_("Visitor %(id)s")),
     }
-
-    def plan(row: tuple, now: datetime) -> tuple[Conversation, Message] | None:
-        conversation = rows.instance(Conversation, row)
-        after = len(rows.columns(connection.vendor, Conversation).attnames)
-        resent, widget_workstream_id = row[after], row[-1]
-        if resent or widget_workstream_id != workstream_id or not _only_appends(conversation, Sender.CUSTOMER):
-            return None
-        conversation.customer = customer = rows.instance(Customer, row, after + 1)
-        author = customer.name
-        return conversation, _appended(
-            conversation, now, sender=Sender.CUSTOMER, body=body, author=author, client_id=client_id
-        )
-
-    return await _append_on_loop(Sender.CUSTOMER, params, plan)
+    return await _append_on_loop(Sender.CUSTOMER, params, body, client_id, agent=None)
 
 
 async def aagent_message_append(
@@ -349,53 +350,52 @@ async def aagent_message_append(
     in_range = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
     if not (in_range and 0 < conversation_id <= rows.MAX_ID):
         return None
-    params = {"conversation": conversation_id, "sender": Sender.AGENT, "client_id": client_id}
-
-    def plan(row: tuple, now: datetime) -> tuple[Conversation, Message] | None:
-        conversation = rows.instance(Conversation, row)
-        resent = row[len(rows.columns(connection.vendor, Conversation).attnames)]
-        if resent or not _only_appends(conversation, Sender.AGENT, agent.pk):
-            return None
-        conversation.agent = agent
-        return conversation, _appended(
-            conversation,
-            now,
-            sender=Sender.AGENT,
-            body=body,
-            agent=agent,
-            author=agent.display_name,
-            client_id=client_id,
-        )
-
-    return await _append_on_loop(Sender.AGENT, params, plan)
+    params = {"conversation": conversation_id, "agent": agent.pk, "author": agent.display_name, "visitor": ""}
+    return await _append_on_loop(Sender.AGENT, params, body, client_id, agent=agent)
 
 
-async def _append_on_loop(sender: str, params: dict, plan) -> SendResult | None:
-    """Lock and read the conversation, ask ``plan`` for the message, write it; publish after
-    the commit. Two round trips: ``BEGIN`` and the read, then the writes and ``COMMIT``."""
+async def _append_on_loop(
+    sender: str, params: dict, body: str, client_id: str | None, *, agent: Agent | None
+) -> SendResult | None:
+    """The message, written by one statement and published; None when it wrote nothing."""
     now = timezone.now()
-    planned = None
+    params.update(sender=sender, body=body, client_id=client_id, now=now)
+    for attname, required in APPENDS_WHEN[sender]:
+        params[f"when_{attname}"] = params["agent"] if required == THE_AGENT else required
+    sql = _loop_statement_sql(sender, APPENDS_WHEN[sender], _APPENDED_FIELDS[sender])
     try:
-        async with asyncdb.connect() as conn, conn.pipeline():
-            async with conn.transaction():
-                cursor = await conn.execute(_loop_lock_sql(sender), params)
-                row = await cursor.fetchone()
-                planned = None if row is None else plan(row, now)
-                if planned is None:
-                    raise Rollback()
-                conversation, message = planned
-                sql, values, _returning = _insert_values(message)
-                inserted = await conn.execute(sql, values)
-                sql, values = _update_values([conversation], _APPENDED_FIELDS[sender])
-                await conn.execute(sql, values[0])
-            if planned is not None:
-                _inserted(message, (await inserted.fetchone())[0])
+        async with asyncdb.connect() as conn:
+            cursor = await conn.execute(sql, params)
+            row = await cursor.fetchone()
     except UniqueViolation:
         return None  # the same client_id, sent again at the same moment: the full path answers
     except (PsycopgError, asyncdb.Unavailable):
         logger.warning("a message on the event loop's connection failed; taking the full path", exc_info=True)
         return None
-    if planned is None:
+    if row is None:
         return None
+    message_id, author, conversation_id, seq, customer_id, workstream_id, agent_id = row
+    # The columns the statement knows; the others are deferred, as with .only().
+    known = {
+        "id": conversation_id,
+        "customer_id": customer_id,
+        "workstream_id": workstream_id,
+        "agent_id": agent_id,
+        "status": Status.ACTIVE,
+        "last_seq": seq,
+    }
+    names = [field.attname for field in Conversation._meta.concrete_fields if field.attname in known]
+    conversation = Conversation.from_db(connection.alias, names, [known[name] for name in names])
+    message = Message(
+        conversation=conversation,
+        seq=seq,
+        sender=sender,
+        agent=agent,
+        author=author,
+        body=body,
+        client_id=client_id,
+        created_at=now,
+    )
+    _inserted(message, message_id)
     events.publish_message_now(message)
     return SendResult(message, conversation, created=True)

@@ -4,9 +4,9 @@ The statements of a message are written out once here (from the models' metadata
 docs/decisions.md, "The four statements of a message are written out") and run on Django's own
 connection: same transaction, same row locks, same
 on_commit hooks, same conversions of values (raw() and get_db_prep_save), on either database.
-A message from a socket into an active conversation sends the same INSERT and UPDATE, with the
-same values, on a connection of the server's event loop instead (``_loop_lock_sql`` reads the row
-first; conversations.services.messages).
+A message from a socket into an active conversation is written on a connection of the server's
+event loop instead, by one statement made from the same rule and fields
+(``_loop_statement_sql``; conversations.services.messages).
 """
 
 from __future__ import annotations
@@ -122,36 +122,76 @@ def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> Non
             cursor.executemany(sql, params)
 
 
-@lru_cache(maxsize=2)
-def _loop_lock_sql(sender: str) -> str:
-    """For a message on the event loop's connection (PostgreSQL): the conversation it goes
-    into, locked, as ``_lock_row`` reads it, then what ``resolve`` and the ``client_id`` check
-    of the full path read, in the same round trip: for a customer, its row and its widget's
-    workstream now; for either side, whether this ``client_id`` is stored in the conversation.
-    Parameters by name: ``customer``, ``workstream``, ``widget`` (a customer's), ``conversation``
-    (an agent's), ``sender``, ``client_id``."""
+# What the event loop's statement sets for each field a message that only appends changes
+# (``_APPENDED_FIELDS``); ``t`` is the conversation's row before, and a field missing here fails
+# the statement's first use, so the two executors cannot drift apart.
+_LOOP_SET = {
+    "last_seq": "t.last_seq + 1",
+    "last_customer_message_at": "%(now)s",
+    "last_agent_message_at": "%(now)s",
+    "last_activity_at": "%(now)s",
+    "agent_read_seq": "t.last_seq + 1",  # who answers has read what came before (``_appended``)
+}
+# The message it inserts, column by column (``c``: the updated conversation row; the author of a
+# customer's message is ``Customer.name``: the name, else the email, else "Visitor <id>").
+_LOOP_VALUES = {
+    "conversation_id": "c.id",
+    "seq": "c.last_seq",
+    "sender": "%(sender)s",
+    "agent_id": "%(agent)s",
+    "author": "COALESCE(%(author)s, NULLIF(c.display_name, ''), NULLIF(c.email, ''),"
+    " replace(%(visitor)s, '%%(id)s', left(c.external_id, 8)))",
+    "kind": "''",
+    "body": "%(body)s",
+    "client_id": "%(client_id)s",
+    "created_at": "%(now)s",
+}
+
+
+@lru_cache(maxsize=4)
+def _loop_statement_sql(sender: str, when: tuple[tuple[str, object], ...], fields: tuple[str, ...]) -> str:
+    """A message on the event loop's connection (PostgreSQL), in one statement: the full path's
+    ``UPDATE`` of ``fields`` where the row holds what the rule requires (``when``, from
+    ``messages.APPENDS_WHEN``: parameters ``when_<attname>``) and no message of this sender has
+    the ``client_id``, and its ``INSERT`` of the message only if the ``UPDATE`` found the row.
+    The row is locked while the statement runs; should the conversation change while it waits,
+    PostgreSQL checks the conditions again on the new row. For a customer, the conversation is
+    found as ``_ongoing`` finds it, and the widget must still belong to the workstream
+    (``resolve``). Returns the message's id and author and the conversation's id, seq, customer,
+    workstream and agent, or no row."""
     quote = connection.ops.quote_name
     conversations = quote(Conversation._meta.db_table)
     messages = quote(Message._meta.db_table)
-    conversation_columns = rows.columns(connection.vendor, Conversation).sql
-    resent = (
-        f"EXISTS (SELECT 1 FROM {messages} AS m WHERE m.conversation_id = {conversations}.id"  # noqa: S608 - names from the models
-        " AND m.sender = %(sender)s AND m.client_id = %(client_id)s)"
-    )
-    if sender == Sender.AGENT:
-        return (
-            f"SELECT {conversation_columns}, {resent} FROM {conversations}"  # noqa: S608 - names from the models
-            f" WHERE {conversations}.id = %(conversation)s FOR UPDATE"
-        )
     customers = quote(Customer._meta.db_table)
     widgets = quote(ChatWidget._meta.db_table)
-    customer_columns = rows.columns(connection.vendor, Customer).sql
-    ongoing = ", ".join(f"'{status}'" for status in ONGOING)
-    return (
-        f"SELECT {conversation_columns}, {resent}, {customer_columns},"  # noqa: S608 - names from the models
-        f" (SELECT workstream_id FROM {widgets} WHERE id = %(widget)s)"
-        f" FROM {conversations} JOIN {customers} ON {customers}.id = {conversations}.customer_id"
-        f" WHERE {conversations}.customer_id = %(customer)s AND {conversations}.workstream_id = %(workstream)s"
-        f" AND {conversations}.status IN ({ongoing})"
-        f" ORDER BY {conversations}.id LIMIT 1 FOR UPDATE OF {conversations}"
+    conditions = []
+    for attname, required in when:
+        column = quote(Conversation._meta.get_field(attname).column)
+        conditions.append(f"t.{column} IS NULL" if required is None else f"t.{column} = %(when_{attname})s")
+    sets = ", ".join(f"{quote(Conversation._meta.get_field(name).column)} = {_LOOP_SET[name]}" for name in fields)
+    if sender == Sender.CUSTOMER:
+        ongoing = ", ".join(f"'{status}'" for status in ONGOING)
+        target = (
+            f"t.id = (SELECT id FROM {conversations} WHERE customer_id = %(customer)s"  # noqa: S608 - names from the models
+            f" AND workstream_id = %(workstream)s AND status IN ({ongoing}) ORDER BY id LIMIT 1)"
+            f" AND EXISTS (SELECT 1 FROM {widgets} WHERE id = %(widget)s AND workstream_id = %(workstream)s)"
+        )
+    else:
+        target = "t.id = %(conversation)s"
+    inserted = [field for field in Message._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in inserted)
+    values = ", ".join(_LOOP_VALUES[field.attname] for field in inserted)
+    return f"""WITH c AS (
+        UPDATE {conversations} AS t SET {sets}
+        FROM {customers} AS cu
+        WHERE cu.id = t.customer_id AND {target} AND {" AND ".join(conditions)}
+            AND NOT EXISTS (
+                SELECT 1 FROM {messages} AS m
+                WHERE m.conversation_id = t.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
+            )
+        RETURNING t.id, t.last_seq, t.customer_id, t.workstream_id, t.agent_id,
+            cu.display_name, cu.email, cu.external_id
+    ), m AS (
+        INSERT INTO {messages} ({columns}) SELECT {values} FROM c RETURNING id, author
     )
+    SELECT m.id, m.author, c.id, c.last_seq, c.customer_id, c.workstream_id, c.agent_id FROM m, c"""  # noqa: S608 - names from the models

@@ -228,3 +228,36 @@ async def test_a_widget_moved_to_another_workstream_is_not_found_on_the_socket(t
     with pytest.raises(NotFound):
         await realtime.acustomer_message_send(widget=held, customer=realtime.CustomerRef.of(carol.customer), body="Hi")
     assert await Message.objects.filter(conversation=conversation).acount() == conversation.last_seq
+
+
+@pytest.mark.parametrize(
+    ("display_name", "email", "external_id"),
+    [("", "carol@example.com", "c-1"), ("", "", "visitor-1234567890"), ("Carol", "carol@example.com", "c-2")],
+    ids=["email only", "neither", "name"],
+)
+async def test_a_customers_message_is_authored_by_the_same_name_on_both_paths(twins, display_name, email, external_id):
+    """``Customer.name`` (the name, else the email, else "Visitor <id>"): the loop's statement
+    writes it from the row as the full path does."""
+    authors = []
+    for path in ("loop", "full"):
+        carol = await twins()
+        carol.customer.display_name, carol.customer.email = display_name, email
+        carol.customer.external_id = external_id  # each twin has its own authentication setting
+        await sync_to_async(carol.customer.save)()
+        await sync_to_async(into)("active", carol)
+        held = realtime.CustomerRef.of(carol.customer)
+        if path == "loop":
+            result = await services.acustomer_message_append(
+                widget_id=carol.widget.pk,
+                workstream_id=carol.widget.workstream_id,
+                customer_id=held.pk,
+                body="Hi",
+            )
+        else:
+            result = await sync_to_async(services.customer_message_send)(
+                widget=carol.widget, customer=carol.customer, body="Hi"
+            )
+        assert result is not None
+        authors.append((await Message.objects.aget(pk=result.message.pk)).author)
+        assert result.message.author == authors[-1]
+    assert authors[0] == authors[1] == (display_name or email or f"Visitor {external_id[:8]}")
