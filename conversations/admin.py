@@ -23,7 +23,7 @@ from django.utils.translation import ngettext
 from agents.models import Agent
 from conversations import privacy, services
 from conversations.errors import DomainError
-from conversations.models import Conversation, Customer, Message, Status
+from conversations.models import Conversation, Customer, Message, OutboundEmail, Status
 
 
 class ReadOnlyAdminMixin:
@@ -41,7 +41,7 @@ class ReadOnlyAdminMixin:
 
 class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Message
-    fields = ["seq", "created_at", "sender", "author", "kind", "body"]
+    fields = ["seq", "created_at", "sender", "author", "kind", "channel", "body"]
     readonly_fields = fields
     ordering = ["seq"]
     extra = 0
@@ -212,7 +212,16 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["authentication_setting", "widget"]
     search_fields = ["display_name", "email", "external_id"]
     list_select_related = ["authentication_setting", "widget"]
-    fields = ["display_name", "email", "external_id", "authentication_setting", "widget", "context", "created_at"]
+    fields = [
+        "display_name",
+        "email",
+        "email_unsubscribed_at",
+        "external_id",
+        "authentication_setting",
+        "widget",
+        "context",
+        "created_at",
+    ]
     readonly_fields = fields
     inlines = [ConversationInline]
     actions = ["export_data", "erase"]
@@ -305,3 +314,53 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("scope"))
     def scope(self, obj: Customer) -> str:
         return str(obj.authentication_setting or obj.widget)
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every email the engine sent or will send (the outbox): with ``make run``'s file backend,
+    the place a newcomer reads them (docs/email.md)."""
+
+    list_display = ["created_at", "kind", "to", "subject", "sent_at", "attempts", "conversation_link"]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["to", "subject", "message_id"]
+    date_hierarchy = "created_at"
+    fields = [
+        "kind",
+        "to",
+        "subject",
+        "conversation_link",
+        "created_at",
+        "sent_at",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "message_id",
+        "headers",
+        "body_text",
+        "html_preview",
+    ]
+    readonly_fields = fields
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(description=_("conversation"))
+    def conversation_link(self, obj: OutboundEmail) -> str:
+        if obj.conversation_id is None:
+            return "–"
+        return format_html(
+            '<a href="{}">#{}</a>',
+            reverse("admin:conversations_conversation_change", args=[obj.conversation_id]),
+            obj.conversation_id,
+        )
+
+    @admin.display(description=_("HTML"))
+    def html_preview(self, obj: OutboundEmail) -> str:
+        """The HTML part in a sandboxed frame (no scripts, no same origin), as a mail client shows it."""
+        if not obj.body_html:
+            return "–"
+        return format_html(
+            '<iframe sandbox="" srcdoc="{}" style="width: 100%; min-height: 420px; border: 1px solid #ccc;"></iframe>',
+            obj.body_html,
+        )

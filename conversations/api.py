@@ -4,8 +4,10 @@ conversations.events (the one source of the wire format)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import NoReturn
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,9 +19,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
-from conversations import events, services
+from conversations import events, inbound, services
 from conversations.customer_tokens import authenticate_customer, get_widget, issue_visitor_token
-from conversations.errors import AuthenticationRequired, NotFound, ValidationFailed
+from conversations.errors import (
+    AuthenticationRequired,
+    BodyEmpty,
+    BodyTooLong,
+    InvalidToken,
+    NotFound,
+    RateLimited,
+    SenderMismatch,
+    ValidationFailed,
+)
 from conversations.models import Conversation, Customer, Status
 from conversations.selectors import (
     current_conversation,
@@ -28,21 +39,27 @@ from conversations.selectors import (
     readable_by,
 )
 from conversations.serializers import (
+    AcceptedOut,
     AgentConversationOut,
     CloseInput,
     ConversationListOut,
     ConversationOut,
     CurrentConversationOut,
     ErrorOut,
+    InboundEmailOut,
     MessageOut,
     MessagePageOut,
     MessagePageQuery,
     MessageSend,
     MessageSendDoc,
+    OfflineMessageDoc,
+    OfflineMessageInput,
     TokenOut,
+    TranscriptInput,
     TransferInput,
     WidgetConfigOut,
 )
+from omnichannel import ratelimit
 from omnichannel.api import AgentThrottle, WidgetThrottle
 from workstreams.models import ChatWidget, DistributionMode, Queue
 
@@ -141,8 +158,13 @@ class CustomerMessagesApi(WidgetApiView):
     @extend_schema(parameters=BEARER + PAGE_PARAMETERS, responses={200: MessagePageOut, **ERRORS})
     def get(self, request: Request, widget_key: str) -> Response:
         widget = self.widget(widget_key)
-        conversation = current_conversation(self.customer(request, widget), widget.workstream)
-        return Response(_page(conversation.pk if conversation else None, request.query_params))
+        customer = self.customer(request, widget)
+        conversation = current_conversation(customer, widget.workstream)
+        page = _page(conversation.pk if conversation else None, request.query_params)
+        if page["messages"]:
+            # What the customer read here reached it: not emailed as unread (docs/email.md).
+            services.customer_messages_fetched(customer=customer)
+        return Response(page)
 
     @extend_schema(parameters=BEARER, request=MessageSendDoc, responses={200: MessageOut, 201: MessageOut, **ERRORS})
     def post(self, request: Request, widget_key: str) -> Response:
@@ -168,6 +190,103 @@ class CustomerEndApi(WidgetApiView):
         widget = self.widget(widget_key)
         conversation = services.customer_conversation_end(widget=widget, customer=self.customer(request, widget))
         return Response(events.conversation_object(conversation))
+
+
+def _transcript_allowed(key: str, limit: int) -> None:
+    """At most ``limit`` transcripts an hour per customer or agent (an email to any address)."""
+    if not ratelimit.allow(f"transcript:{key}", limit, 3600):
+        raise RateLimited(retry_after=round(ratelimit.retry_after(f"transcript:{key}", 3600)))
+
+
+CUSTOMER_TRANSCRIPTS_PER_HOUR = 5
+AGENT_TRANSCRIPTS_PER_HOUR = 30
+
+
+class CustomerTranscriptApi(WidgetApiView):
+    @extend_schema(parameters=BEARER, request=None, responses={202: AcceptedOut, **ERRORS})
+    def post(self, request: Request, widget_key: str) -> Response:
+        """The current or last conversation, to the customer's email (docs/email.md)."""
+        widget = self.widget(widget_key)
+        customer = self.customer(request, widget)
+        conversation = current_conversation(customer, widget.workstream)
+        if conversation is None:
+            raise NotFound("There is no conversation yet.")
+        if not customer.email:
+            raise ValidationFailed("We do not know your email address.")
+        _transcript_allowed(f"customer:{customer.pk}", CUSTOMER_TRANSCRIPTS_PER_HOUR)
+        services.conversation_transcript_email(conversation_id=conversation.pk, to=customer.email)
+        return Response({"status": "accepted"}, status=status.HTTP_202_ACCEPTED)
+
+
+class OfflineMessageApi(WidgetApiView):
+    @extend_schema(parameters=BEARER, request=OfflineMessageDoc, responses={201: MessageOut, 200: MessageOut, **ERRORS})
+    def post(self, request: Request, widget_key: str) -> Response:
+        """Live chat outside operating hours: the offline form's message, answered by email.
+        A visitor of an anonymous widget may send it without a token."""
+        widget = self.widget(widget_key)
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header and widget.authentication_setting_id is None:
+            customer = authenticate_customer(widget, issue_visitor_token(widget))
+        else:
+            customer = self.customer(request, widget)
+        data = OfflineMessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _send_response(
+            services.customer_offline_message(
+                widget=widget,
+                customer=customer,
+                name=data.validated_data.get("name", "").strip(),
+                email=data.validated_data["email"],
+                body=data.validated_data["body"],
+            )
+        )
+
+
+class InboundEmailApi(APIView):
+    """A reply by email, posted raw by an inbound-mail service or a local MTA (docs/email.md)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        request={"message/rfc822": OpenApiTypes.BINARY},
+        responses={202: InboundEmailOut, 401: ErrorOut, 404: ErrorOut},
+        parameters=BEARER,
+    )
+    def post(self, request: Request) -> Response:
+        secret = settings.INBOUND_EMAIL_SECRET
+        if not secret or not settings.INBOUND_EMAIL_DOMAIN:
+            raise NotFound("Replies by email are not configured.")
+        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationRequired("Send Authorization: Bearer <INBOUND_EMAIL_SECRET>.")
+        if not hmac.compare_digest(token.strip().encode(), secret.encode()):
+            raise InvalidToken()
+        limit = settings.INBOUND_EMAIL_MAX_BYTES
+        raw = request._request.read(limit + 1)  # the stream, never more than the limit in memory
+        try:
+            reply = inbound.read(raw, domain=settings.INBOUND_EMAIL_DOMAIN, max_bytes=limit, max_body=services.MAX_BODY)
+            result = services.customer_email_reply(
+                conversation_id=reply.to.conversation_id,
+                customer_id=reply.to.customer_id,
+                sender=reply.sender,
+                body=reply.text,
+                message_id=reply.message_id,
+            )
+        except inbound.Rejected as rejected:
+            return _inbound_answer("rejected", rejected.reason)
+        except NotFound:
+            return _inbound_answer("rejected", inbound.INVALID_TOKEN)
+        except SenderMismatch:
+            return _inbound_answer("rejected", inbound.SENDER_MISMATCH)
+        except (BodyEmpty, BodyTooLong, ValidationFailed) as error:
+            return _inbound_answer("rejected", {"body_empty": inbound.EMPTY}.get(error.code, inbound.MALFORMED))
+        return _inbound_answer("accepted", None, conversation_id=result.message.conversation_id, seq=result.message.seq)
+
+
+def _inbound_answer(outcome: str, reason: str | None, **extra: object) -> Response:
+    return Response({"status": outcome, "reason": reason, **extra}, status=status.HTTP_202_ACCEPTED)
 
 
 # --- Agent side ----------------------------------------------------------------------------------------
@@ -311,6 +430,18 @@ class ResumeApi(_ActionApi):
 
 class EndApi(_ActionApi):
     service = staticmethod(services.conversation_end)
+
+
+class AgentTranscriptApi(AgentApiView):
+    @extend_schema(request=TranscriptInput, responses={202: AcceptedOut, **ERRORS})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """The messages the customer saw (no notes), to the given address (docs/email.md)."""
+        conversation = self.visible(request, conversation_id)
+        data = TranscriptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        _transcript_allowed(f"agent:{request.user.pk}", AGENT_TRANSCRIPTS_PER_HOUR)
+        services.conversation_transcript_email(conversation_id=conversation.pk, to=data.validated_data["email"])
+        return Response({"status": "accepted"}, status=status.HTTP_202_ACCEPTED)
 
 
 class CloseApi(AgentApiView):

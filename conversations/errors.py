@@ -116,3 +116,11 @@ class ConversationsOngoing(DomainError):
     default_detail = _(
         "The customer has conversations that are not closed yet. Close them first, or ask for them to be closed."
     )
+
+
+class SenderMismatch(DomainError):
+    """An addition to the protocol (docs/email.md): a reply by email whose ``From`` is not the
+    address of the customer its reply token names."""
+
+    code, status = "sender_mismatch", 403
+    default_detail = _("The sender is not the customer of this conversation.")

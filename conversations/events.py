@@ -64,6 +64,7 @@ def message_object(message: Message) -> dict[str, Any]:
         "author": message.author,
         "kind": message.kind or None,
         "body": message.body,
+        "channel": message.channel,
         "created_at": _iso(message.created_at),
     }
 

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 DRAIN_QUEUES = "conversations.tasks.drain_queues_task"
 PRESENCE_REFRESH = "conversations.tasks.presence_refresh_task"
+EMAIL_SEND = "conversations.tasks.email_send_task"
 
 
 def drain_on_commit(queue_ids: list[int]) -> None:
@@ -36,6 +37,12 @@ def presence_refresh_on_commit(agent_id: int, *, countdown: float) -> None:
     """After the commit, ask a worker to let the agent's presence follow its capacity in
     ``countdown`` seconds."""
     transaction.on_commit(lambda: enqueue_presence_refresh(agent_id, countdown=countdown))
+
+
+def email_send_on_commit(email_id: int) -> None:
+    """After the commit, ask a worker to send this stored email; if the broker is down, the email
+    sweep will."""
+    transaction.on_commit(lambda: enqueue(EMAIL_SEND, email_id))
 
 
 def enqueue_drain(queue_ids: list[int], countdown: float | None = None) -> None:

@@ -35,6 +35,18 @@ class Customer(models.Model):
     context = models.JSONField(_("context variables"), default=dict, blank=True)
     connection_count = models.PositiveIntegerField(_("open connections"), default=0)
     disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
+    fetched_at = models.DateTimeField(
+        _("messages fetched at"),
+        null=True,
+        blank=True,
+        help_text=_("The last time the customer read the conversation's messages over the REST API."),
+    )
+    email_unsubscribed_at = models.DateTimeField(
+        _("unsubscribed from emails"),
+        null=True,
+        blank=True,
+        help_text=_("Set by the unsubscribe link of an email: no more unread replies by email."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -149,6 +161,16 @@ class Conversation(models.Model):
     notified_position = models.PositiveIntegerField(null=True, blank=True)
     notified_wait_minutes = models.PositiveIntegerField(null=True, blank=True)
     offline_notified = models.BooleanField(default=False)
+    emailed_seq = models.PositiveIntegerField(
+        _("emailed up to"),
+        default=0,
+        help_text=_("The last seq sent to the customer by email as an unread reply (sent once, never again)."),
+    )
+    started_offline = models.BooleanField(
+        _("left as an offline message"),
+        default=False,
+        help_text=_("Left outside operating hours with the offline form: the customer is answered by email."),
+    )
 
     class Meta:
         verbose_name = _("conversation")
@@ -186,6 +208,11 @@ class Sender(models.TextChoices):
     SYSTEM = "system", _("System")
 
 
+class Channel(models.TextChoices):
+    CHAT = "chat", _("Chat")
+    EMAIL = "email", _("Email")
+
+
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveIntegerField(_("seq"))
@@ -195,6 +222,7 @@ class Message(models.Model):
     kind = models.CharField(_("kind"), max_length=32, blank=True)
     body = models.TextField(_("body"))
     client_id = models.CharField(_("client id"), max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = none given
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices, default=Channel.CHAT)
     created_at = models.DateTimeField(_("created"))
 
     class Meta:
@@ -212,3 +240,47 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation_id}#{self.seq} {self.sender}"
+
+
+class EmailKind(models.TextChoices):
+    UNREAD_REPLIES = "unread_replies", _("Unread replies")
+    TRANSCRIPT = "transcript", _("Transcript")
+    OFFLINE_ANSWER = "offline_answer", _("Answer to an offline message")
+    AGENT_NOTICES = "agent_notices", _("Notices to an agent")
+
+
+class OutboundEmail(models.Model):
+    """An email the engine decided to send, written in the transaction of that decision (the
+    outbox): a Celery task sends it after the commit, the email sweep retries what is not sent
+    (conversations.emails). Kept as a record of what went out."""
+
+    kind = models.CharField(_("kind"), max_length=16, choices=EmailKind.choices)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="emails"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
+    to = models.EmailField(_("to"))
+    subject = models.CharField(_("subject"), max_length=255)
+    body_text = models.TextField(_("plain text"))
+    body_html = models.TextField(_("HTML"), blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=255, unique=True)
+    first_seq = models.PositiveIntegerField(null=True, blank=True)
+    last_seq = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        verbose_name = _("email")
+        verbose_name_plural = _("emails")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=models.Q(sent_at__isnull=True), name="email_unsent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.db import connection
@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent
-from conversations.models import ONGOING, Conversation, Customer, Message, Status
+from conversations.models import ONGOING, Conversation, Customer, Message, Sender, Status
 from omnichannel import rows
 from workstreams.models import DistributionMode, Queue, Workstream, WrapUpCapacity
 
@@ -208,3 +208,61 @@ def capacity_used_expression(now: datetime | None = None):
         .values("units")[:1]
     )
     return Coalesce(Subquery(units, output_field=IntegerField()), 0)
+
+
+# --- Email continuity (conversations.services.continuity) -----------------------------------------
+
+# An agent's answer older than this is not emailed as unread any more (a workstream's delay
+# switched on late does not mail a customer about last month's conversations).
+UNREAD_HORIZON = timedelta(days=3)
+
+
+def customer_visible_messages(conversation_id: int, *, after_seq: int = 0):
+    """The messages of a conversation its customer sees (a transcript, an email), oldest first."""
+    return Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("seq")
+
+
+def unread_replies(conversation: Conversation, now: datetime) -> list[Message]:
+    """The agent's answers in ``conversation`` that have not reached its customer, when the first
+    of them is due for an email (``email_unread_after`` of the workstream; at once for an offline
+    message); else []. An answer has reached the customer when a socket of the customer was open
+    at or after it was written (connected now, or disconnected later: a socket opening replays the
+    conversation) or the customer fetched the messages over REST after it was written."""
+    customer = conversation.customer
+    delay = timedelta(0) if conversation.started_offline else conversation.workstream.email_unread_after
+    if delay is None or not customer.email or customer.email_unsubscribed_at or customer.connection_count:
+        return []
+    seen = [moment for moment in (customer.disconnected_at, customer.fetched_at) if moment is not None]
+    answers = customer_visible_messages(conversation.pk, after_seq=conversation.emailed_seq).filter(
+        sender=Sender.AGENT, created_at__gte=now - delay - UNREAD_HORIZON
+    )
+    if seen:
+        answers = answers.filter(created_at__gt=max(seen))
+    answers = list(answers[:200])
+    if not answers or answers[0].created_at > now - delay:
+        return []
+    return answers
+
+
+def unread_replies_due(now: datetime, limit: int = 500) -> list[int]:
+    """Conversations that may hold an answer due for an email (``unread_replies`` decides, on the
+    locked row): an agent wrote after the last email and after the customer was last seen."""
+    customer_away = Q(customer__connection_count=0, customer__email_unsubscribed_at__isnull=True) & ~Q(
+        customer__email=""
+    )
+    unseen = (
+        Q(last_seq__gt=F("emailed_seq"), last_agent_message_at__isnull=False)
+        & (Q(customer__disconnected_at__isnull=True) | Q(last_agent_message_at__gt=F("customer__disconnected_at")))
+        & (Q(customer__fetched_at__isnull=True) | Q(last_agent_message_at__gt=F("customer__fetched_at")))
+    )
+    delays = Q(started_offline=True, last_activity_at__gte=now - UNREAD_HORIZON)
+    for workstream_id, delay in Workstream.objects.filter(email_unread_after__isnull=False).values_list(
+        "pk", "email_unread_after"
+    ):
+        delays |= Q(workstream_id=workstream_id, last_activity_at__gte=now - delay - UNREAD_HORIZON)
+    # Every status named, so PostgreSQL reads the (status, last_activity_at) index, not the table.
+    return list(
+        Conversation.objects.filter(delays, customer_away, unseen, status__in=Status.values)
+        .order_by("last_agent_message_at")
+        .values_list("pk", flat=True)[:limit]
+    )

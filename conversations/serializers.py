@@ -45,6 +45,22 @@ class MessageSendDoc(serializers.Serializer):
     body = serializers.RegexField(r"\S", max_length=4000)
 
 
+class TranscriptInput(serializers.Serializer):
+    email = serializers.EmailField()
+
+
+class OfflineMessageInput(serializers.Serializer):
+    name = FrameText(max_length=255, required=False, allow_blank=True)
+    email = serializers.EmailField()
+    body = FrameText(allow_blank=True, trim_whitespace=False)
+
+
+class OfflineMessageDoc(serializers.Serializer):
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    email = serializers.EmailField()
+    body = serializers.RegexField(r"\S", max_length=4000)
+
+
 class CloseInput(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
 
@@ -66,6 +82,17 @@ class PresenceInput(serializers.Serializer):
 # --- Response shapes (documentation only) ----------------------------------------------------
 
 
+class AcceptedOut(serializers.Serializer):
+    status = serializers.CharField(help_text='"accepted"')
+
+
+class InboundEmailOut(serializers.Serializer):
+    status = serializers.CharField(help_text='"accepted" or "rejected"')
+    reason = serializers.CharField(allow_null=True, help_text="Why a mail was rejected (docs/email.md).")
+    conversation_id = serializers.IntegerField(required=False)
+    seq = serializers.IntegerField(required=False)
+
+
 class MessageOut(serializers.Serializer):
     conversation_id = serializers.IntegerField()
     seq = serializers.IntegerField()
@@ -73,6 +100,7 @@ class MessageOut(serializers.Serializer):
     sender = serializers.ChoiceField(choices=["customer", "agent", "system"])
     author = serializers.CharField()
     kind = serializers.CharField(allow_null=True)
+    channel = serializers.ChoiceField(choices=["chat", "email"])
     body = serializers.CharField()
     created_at = serializers.DateTimeField()
 

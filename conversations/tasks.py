@@ -9,7 +9,7 @@ from celery.signals import task_postrun
 from django.utils import timezone
 
 from agents.models import Agent, Presence
-from conversations import events, services, sweeps
+from conversations import emails, events, selectors, services, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +62,27 @@ def sweep_task() -> dict[str, int]:
 def average_wait_task() -> int:
     """Every minute: each queue's average wait (rule 5)."""
     return services.queue_wait_update()
+
+
+@shared_task(acks_late=True)
+def email_send_task(email_id: int) -> bool:
+    """Send one stored email (conversations.emails.outbound_send): sent once, whoever asks."""
+    return emails.outbound_send(email_id)
+
+
+@shared_task(acks_late=True)
+def emails_task() -> dict[str, int]:
+    """Every EMAIL_SWEEP_INTERVAL seconds: the answers that did not reach their customers go by
+    email once due (docs/email.md), and stored emails whose task was lost or whose mail server
+    failed are tried again."""
+    now = timezone.now()
+    counts = {"unread_replies": 0, "sent": 0}
+    for conversation_id in selectors.unread_replies_due(now):
+        try:
+            if services.conversation_unread_replies_email(conversation_id=conversation_id, now=now):
+                counts["unread_replies"] += 1
+        except Exception:
+            logger.exception("could not email the unread replies of conversation %s", conversation_id)
+    for email_id in emails.unsent_due(now):
+        counts["sent"] += emails.outbound_send(email_id)
+    return counts

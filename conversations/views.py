@@ -16,7 +16,10 @@ from django.utils import translation
 from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
 
+from conversations import services
+from conversations.emails import unsubscribe_token_read
 from omnichannel.csp import CSP, set_policy
 from workstreams.demo import DEMO_SETTING_NAME, demo_token
 from workstreams.models import ChatWidget
@@ -153,7 +156,7 @@ def widget_demo(request: HttpRequest, widget_key: str) -> HttpResponse:
     if setting is not None:
         customer = _demo_customer(request)
         if setting.name == DEMO_SETTING_NAME and _may_mint_demo_tokens(request):
-            token = demo_token(customer, name=customer.replace("-", " ").title())
+            token = demo_token(customer, name=customer.replace("-", " ").title(), email=f"{customer}@example.com")
             token_source = "demo"
         else:
             token_source = "missing"
@@ -176,3 +179,17 @@ def widget_demo(request: HttpRequest, widget_key: str) -> HttpResponse:
         )
     response["Content-Language"] = widget.language
     return response
+
+
+@csrf_exempt  # a mail client's one-click unsubscribe (RFC 8058) posts without a token
+@never_cache
+def email_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """The unsubscribe link of an email: GET asks (a link scanner must not unsubscribe anyone),
+    POST unsubscribes (the page's button, or the mail client's List-Unsubscribe-Post)."""
+    customer_id = unsubscribe_token_read(token)
+    if customer_id is None:
+        return render(request, "unsubscribe.html", {"state": "invalid"}, status=404)
+    if request.method == "POST":
+        done = services.customer_email_unsubscribe(customer_id=customer_id)
+        return render(request, "unsubscribe.html", {"state": "done" if done else "invalid"})
+    return render(request, "unsubscribe.html", {"state": "ask"})

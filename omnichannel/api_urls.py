@@ -28,6 +28,9 @@ urlpatterns = [
     path(widget + "conversation/", api.CustomerConversationApi.as_view(), name="api-widget-conversation"),
     path(widget + "conversation/messages/", api.CustomerMessagesApi.as_view(), name="api-widget-messages"),
     path(widget + "conversation/end/", api.CustomerEndApi.as_view(), name="api-widget-end"),
+    path(widget + "conversation/transcript/", api.CustomerTranscriptApi.as_view(), name="api-widget-transcript"),
+    path(widget + "offline-message/", api.OfflineMessageApi.as_view(), name="api-widget-offline-message"),
+    path("v1/inbound-email/", api.InboundEmailApi.as_view(), name="api-inbound-email"),
     path("v1/agent/me/", AgentMeApi.as_view(), name="api-agent-me"),
     path("v1/agent/conversations/", api.AgentConversationsApi.as_view(), name="api-agent-conversations"),
     path("v1/agent/queue/", api.AgentQueueApi.as_view(), name="api-agent-queue"),
@@ -39,5 +42,6 @@ urlpatterns = [
     path(conversation + "end/", api.EndApi.as_view(), name="api-agent-end"),
     path(conversation + "close/", api.CloseApi.as_view(), name="api-agent-close"),
     path(conversation + "transfer/", api.TransferApi.as_view(), name="api-agent-transfer"),
+    path(conversation + "transcript/", api.AgentTranscriptApi.as_view(), name="api-agent-transcript"),
     re_path(r"^", not_found, name="api-not-found"),  # keep last: everything else under /api/
 ]

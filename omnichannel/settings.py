@@ -227,6 +227,8 @@ CELERY_BEAT_SCHEDULE = {
     # SWEEP_INTERVAL: seconds between sweeps (the fault tests shorten it; the rules are in minutes).
     "sweep": {"task": "conversations.tasks.sweep_task", "schedule": env.float("SWEEP_INTERVAL", default=60.0)},
     "average-wait": {"task": "conversations.tasks.average_wait_task", "schedule": 60.0},
+    # EMAIL_SWEEP_INTERVAL: seconds between looks for unread replies due by email (docs/email.md).
+    "emails": {"task": "conversations.tasks.emails_task", "schedule": env.float("EMAIL_SWEEP_INTERVAL", default=30.0)},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -303,9 +305,25 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Email ----------------------------------------------------------------------------------------
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# EMAIL_URL: smtp://user:password@host:587?tls=True, smtps://…, consolemail://.
+# Unset: with DEBUG, each email is a file under var/mail/ (make run shows them, and so does the
+# admin's Emails page); without DEBUG, smtp://localhost:25.
+if env.str("EMAIL_URL", default="") or not DEBUG:
+    vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="omnichannel@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=20.0)
+# The domain of the Message-ID of every email sent (default: DEFAULT_FROM_EMAIL's).
+EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="")
+# Replies by email (docs/email.md): Reply-To is reply+<token>@INBOUND_EMAIL_DOMAIN (unset: emails
+# ask the customer to answer in the chat), and the inbound service posts each mail to
+# /api/v1/inbound-email/ with "Authorization: Bearer <INBOUND_EMAIL_SECRET>" (unset: 404).
+INBOUND_EMAIL_DOMAIN = env.str("INBOUND_EMAIL_DOMAIN", default="")
+INBOUND_EMAIL_SECRET = env.str("INBOUND_EMAIL_SECRET", default="")
+INBOUND_EMAIL_MAX_BYTES = env.int("INBOUND_EMAIL_MAX_BYTES", default=1024 * 1024)
 
 # --- Security (production: DEBUG=0) ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -69,10 +69,15 @@ class Probe:
     htmx: bool = False
     label: str = ""
     target: str = "a"  # the conversation a conversation URL names (tests.authorization.TARGETS)
+    reads: bool = False  # a POST that only reads the conversation (a transcript): readers may
 
 
 def body(world: World) -> dict:
     return {"client_id": "matrix-1", "body": "Hello from the matrix"}
+
+
+def offline_message(world: World) -> dict:
+    return {"name": "Matrix", "email": "matrix@example.com", "body": "Call me back"}
 
 
 def to_other_queue(world: World) -> dict:
@@ -118,6 +123,20 @@ MATRIX: dict[str, list[Probe]] = {
     ],
     # Persistent: A may ask (customer_cannot_end), B has nothing to end.
     W + "conversation/end/": widget_probes("post", {**PERSISTENT_CUSTOMERS, CUSTOMER_B: NOT_FOUND}, LIVE_VISITORS),
+    # The customer's own conversation only, to the customer's own address; B has none.
+    W + "conversation/transcript/": widget_probes(
+        "post", {**PERSISTENT_CUSTOMERS, CUSTOMER_B: NOT_FOUND}, LIVE_VISITORS
+    ),
+    # The offline form: a customer of a signed-in widget; on an anonymous one anybody without a
+    # token (a token of another widget is refused).
+    W + "offline-message/": widget_probes(
+        "post",
+        PERSISTENT_CUSTOMERS,
+        every(OK, customer_a=UNAUTHENTICATED, customer_b=UNAUTHENTICATED),
+        data=offline_message,
+    ),
+    # Only the inbound-mail service holds INBOUND_EMAIL_SECRET; unset (here), there is no endpoint.
+    "api/v1/inbound-email/": [Probe("post", every(NOT_FOUND))],
     # --- The agent's REST API.
     "api/v1/agent/me/": [Probe("get", AGENTS), Probe("patch", AGENTS, data=lambda w: {"presence": "busy"})],
     "api/v1/agent/conversations/": [Probe("get", AGENTS)],
@@ -130,6 +149,7 @@ MATRIX: dict[str, list[Probe]] = {
     C + "end/": [Probe("post", ACT_ON_CONVERSATION)],
     C + "close/": [Probe("post", ACT_ON_CONVERSATION, data=lambda w: {"notes": "done"})],
     C + "transfer/": [Probe("post", ACT_ON_CONVERSATION, data=to_other_queue)],
+    C + "transcript/": [Probe("post", READ_CONVERSATION, data=lambda w: {"email": "someone@example.com"}, reads=True)],
     "api/^": [Probe("get", every(NOT_FOUND)), Probe("post", every(NOT_FOUND))],
     # --- The inbox and the supervisor view (HTML; htmx requests get the status of a refusal).
     "agent/": [Probe("get", AGENTS)],
@@ -153,6 +173,8 @@ MATRIX: dict[str, list[Probe]] = {
     # --- The customer's pages (public: the panel authenticates in the browser).
     "widget/<slug:widget_key>/": widget_probes("get", PUBLIC, PUBLIC),
     "widget/<slug:widget_key>/demo/": widget_probes("get", PUBLIC, PUBLIC),
+    # A link in an email: its signed token is the only credential, and a forged one finds nothing.
+    "email/unsubscribe/<str:token>/": [Probe("get", every(NOT_FOUND)), Probe("post", every(NOT_FOUND))],
 }
 
 
@@ -167,7 +189,7 @@ def for_target(probe: Probe, target: str) -> Probe:
     rest) get their outcome, every other agent ``not_found``; everyone else as for A's."""
     if probe.expect[AGENT] != OK:  # a refusal whatever the conversation (an unknown action)
         return replace(probe, target=target, label=f"{probe.label}-{target}".strip("-"))
-    allowed = (READERS if probe.method == "get" else ACTORS)[target]
+    allowed = (READERS if probe.method == "get" or probe.reads else ACTORS)[target]
     expect = {**probe.expect, **{role: OK if role in allowed else NOT_FOUND for role in (AGENT, OTHER_AGENT)}}
     return replace(probe, expect=expect, target=target, label=f"{probe.label}-{target}".strip("-"))
 
@@ -260,6 +282,7 @@ def path_for(route: Route, world: World, probe: Probe) -> str:
             "conversation_id": world.target(probe.target).pk,
             "pk": world.target(probe.target).pk,
             "action": probe.action,
+            "token": "not-a-signed-token",
         }[name]
     return reverse(route.name, kwargs=kwargs)
 

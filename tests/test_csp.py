@@ -132,6 +132,8 @@ def test_no_template_has_an_inline_script_event_handler_or_style_attribute():
     inline has the nonce."""
     offenders = []
     for template in TEMPLATES.rglob("*.html"):
+        if template.parent.name == "emails":
+            continue  # the HTML part of an email: read by mail clients, which need inline styles
         html = template.read_text()
         for tag in re.findall(r"<script\b[^>]*>", html):
             if "src=" not in tag and 'type="application/json"' not in tag and "nonce=" not in tag:

@@ -72,6 +72,7 @@ def samples(staff_agent, live, customer, persistent) -> dict[str, str]:
         "widget_key": live.widget_key,
         "action": "end",
         "url": "nowhere/",
+        "token": "not-a-signed-token",
     }
 
 

@@ -318,6 +318,7 @@ class WorkstreamAdmin(admin.ModelAdmin):
         ),
         (_("Persistent chat"), {"fields": ["keep_same_agent", "affinity_timeout", "waiting_timeout"]}),
         (_("Timeouts"), {"fields": ["open_timeout", "disconnect_grace"]}),
+        (_("Email"), {"fields": ["email_unread_after"]}),
         (_("Wrap-up"), {"fields": ["wrap_up_timeout", "wrap_up_capacity", "wrap_up_block_duration"]}),
     ]
 
@@ -441,7 +442,7 @@ class ChatWidgetAdmin(admin.ModelAdmin):
             _("Access"),
             {"fields": ["allowed_origins", "authentication_setting", "operating_hours"]},
         ),
-        (_("Embed"), {"fields": ["embed_snippet_display", "demo_link"]}),
+        (_("Embed"), {"fields": ["page_url", "embed_snippet_display", "demo_link"]}),
     ]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):

@@ -168,6 +168,8 @@ def seed_demo() -> SeedResult:
             "keep_same_agent": True,
             "distribution_mode": DistributionMode.PUSH,
             "capacity_units": 50,
+            # Unread answers go to the customer's email after 5 minutes (docs/email.md).
+            "email_unread_after": timedelta(minutes=5),
         },
     )
 

@@ -357,6 +357,17 @@ class Workstream(models.Model):
             "is routed to the queue. Default: 1 hour."
         ),
     )
+    email_unread_after = models.DurationField(
+        _("email unread replies after"),
+        null=True,
+        blank=True,
+        default=timedelta(minutes=5),
+        help_text=_(
+            "An agent's answer that has not reached the customer (no widget open, nothing fetched) "
+            "for this long goes to the customer's email, with every other unread answer, and the "
+            "customer can reply by email. Empty: never. Default: 5 minutes."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -594,6 +605,14 @@ class ChatWidget(models.Model):
         related_name="widgets",
         verbose_name=_("operating hours"),
         help_text=_("Shown in the widget's offline state. Empty: the queue's operating hours."),
+    )
+    page_url = models.URLField(
+        _("page of the website"),
+        blank=True,
+        help_text=_(
+            "The page of your website where customers open this widget, e.g. https://www.example.com/support. "
+            "Emails to customers link back to it. Empty: the widget's page on this server."
+        ),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 

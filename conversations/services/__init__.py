@@ -8,6 +8,8 @@ these functions and nothing else writes ``Conversation.status`` or creates a ``M
 Adapters call the engine through this package (``services.customer_message_send(...)``); its
 modules, each importing only those after it in this list:
 
+- ``continuity``: beyond the tab: unread answers by email, replies by email, transcripts,
+  offline messages (conversations.emails composes and sends)
 - ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
@@ -31,6 +33,14 @@ from conversations.services.assignment import (
     queue_wait_update,
     queues_drain,
     queues_drain_request,
+)
+from conversations.services.continuity import (
+    conversation_transcript_email,
+    conversation_unread_replies_email,
+    customer_email_reply,
+    customer_email_unsubscribe,
+    customer_messages_fetched,
+    customer_offline_message,
 )
 from conversations.services.lifecycle import (
     conversation_affinity_expire,
@@ -87,12 +97,18 @@ __all__ = [
     "conversation_mark_read",
     "conversation_pick",
     "conversation_resume",
+    "conversation_transcript_email",
     "conversation_transfer",
+    "conversation_unread_replies_email",
     "conversation_wait",
     "customer_connect",
     "customer_conversation_end",
     "customer_disconnect",
+    "customer_email_reply",
+    "customer_email_unsubscribe",
     "customer_message_send",
+    "customer_messages_fetched",
+    "customer_offline_message",
     "customer_upsert",
     "queue_agents_set",
     "queue_drain",

@@ -40,7 +40,7 @@ from conversations.errors import (
     OutsideOperatingHours,
     ValidationFailed,
 )
-from conversations.models import Conversation, Customer, Message, Sender, Status
+from conversations.models import Channel, Conversation, Customer, Message, Sender, Status
 from conversations.policy import eligible_agent_ids
 from conversations.services.assignment import queues_drain_request
 from conversations.services.common import (
@@ -151,10 +151,11 @@ def _appended(
     return message
 
 
-def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversation:
+def _start(widget: ChatWidget, customer: Customer, now: datetime, *, offline: bool = False) -> Conversation:
     workstream = widget.workstream
     hours = widget.effective_operating_hours
-    if not workstream.persistent and hours is not None and not hours.is_open(now):
+    closed = not workstream.persistent and hours is not None and not hours.is_open(now)
+    if closed and not offline:
         raise OutsideOperatingHours(hours.next_opening(now))
     conversation = Conversation.objects.create(
         workstream=workstream,
@@ -166,16 +167,25 @@ def _start(widget: ChatWidget, customer: Customer, now: datetime) -> Conversatio
         created_at=now,
         queued_at=now,
         last_activity_at=now,
+        started_offline=offline,
     )
     _queue_changed(conversation)
     return conversation
 
 
 def customer_message_send(
-    *, widget: ChatWidget, customer: Customer, body: object, client_id: object = None
+    *,
+    widget: ChatWidget,
+    customer: Customer,
+    body: object,
+    client_id: object = None,
+    channel: str = Channel.CHAT,
+    offline: bool = False,
 ) -> SendResult:
     """A customer writes: into the ongoing conversation, or a new one (rule 1). The same
-    ``client_id`` again returns the stored message instead of a duplicate."""
+    ``client_id`` again returns the stored message instead of a duplicate. ``channel``: where
+    it was written (the widget, or an email answered by conversations.services.continuity);
+    ``offline``: a live chat outside operating hours may start, as an offline message."""
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     now = timezone.now()
@@ -192,12 +202,13 @@ def customer_message_send(
                 return SendResult(existing, existing.conversation, created=False)
         started = conversation is None
         if started:
-            conversation = _start(widget, customer, now)
+            conversation = _start(widget, customer, now, offline=offline)
         appends_only = not started and _only_appends(conversation, Sender.CUSTOMER)
         status_before, agent_before = conversation.status, conversation.agent_id
         message = _appended(
             conversation, now, sender=Sender.CUSTOMER, body=body, author=customer.name, client_id=client_id
         )
+        message.channel = channel
         _insert_message(message)
         events.publish_message(message)
         if appends_only:

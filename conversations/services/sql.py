@@ -144,6 +144,7 @@ _LOOP_VALUES = {
     "kind": "''",
     "body": "%(body)s",
     "client_id": "%(client_id)s",
+    "channel": "'chat'",  # a socket's message is a chat message (Channel.CHAT)
     "created_at": "%(now)s",
 }
 

@@ -6,9 +6,13 @@ from conversations import tasks
 from omnichannel.celery import app as celery_app
 
 
-def test_beat_runs_the_sweep_and_the_average_wait_every_minute(settings):
+def test_beat_runs_the_sweep_and_the_average_wait_every_minute_and_the_email_sweep_every_30_seconds(settings):
     schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert schedule == {"conversations.tasks.sweep_task": 60.0, "conversations.tasks.average_wait_task": 60.0}
+    assert schedule == {
+        "conversations.tasks.sweep_task": 60.0,
+        "conversations.tasks.average_wait_task": 60.0,
+        "conversations.tasks.emails_task": 30.0,
+    }
 
 
 def test_every_scheduled_or_enqueued_task_is_registered_with_the_app():
