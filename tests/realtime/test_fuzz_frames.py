@@ -98,7 +98,9 @@ def is_renewal(wire) -> bool:
 
 def frames(conversation_id: int | None = None) -> st.SearchStrategy:
     """What goes on the wire: text (JSON or not) or bytes; never a renewal (see is_renewal)."""
-    as_json = st.one_of(protocol_like(conversation_id), json_values).flatmap(encoded).filter(lambda w: not is_renewal(w))
+    as_json = (
+        st.one_of(protocol_like(conversation_id), json_values).flatmap(encoded).filter(lambda w: not is_renewal(w))
+    )
     return st.one_of(
         as_json,
         as_json,
