@@ -35,7 +35,7 @@ class AgentForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = ["user", "presence", "presence_auto", "capacity"]
+        fields = ["user", "presence", "presence_auto", "capacity", "email_notifications"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,6 +55,7 @@ class AgentForm(forms.ModelForm):
             presence_auto=self.cleaned_data["presence_auto"],
             capacity=self.cleaned_data["capacity"],
             queue_ids=[queue.pk for queue in self.cleaned_data["queues"]],
+            email_notifications=self.cleaned_data["email_notifications"],
         )
 
 
@@ -102,7 +103,7 @@ class AgentInline(admin.StackedInline):
     can_delete = True
     extra = 0
     max_num = 1
-    fields = ["presence", "presence_auto", "capacity", "queues"]
+    fields = ["presence", "presence_auto", "capacity", "email_notifications", "queues"]
     verbose_name = _("agent profile")
     verbose_name_plural = _("agent profile (add one to make this user an agent)")
     # The stock template titles a one-form inline with verbose_name only; this one uses

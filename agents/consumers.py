@@ -7,6 +7,7 @@ without an agent profile connects read-only (``ready`` with ``"agent": null``)."
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from importlib import import_module
@@ -15,11 +16,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.db import DatabaseError
 from django.utils.crypto import constant_time_compare
 
 from agents.access import session_credential, token_credential
 from agents.models import Agent, ApiToken
-from conversations import events, realtime
+from conversations import events, realtime, services
 from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
 from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
@@ -29,6 +31,8 @@ TYPING_INTERVAL = 2.0
 # Seconds between checks that an agent socket's access still stands, for the ends of access no
 # signal announces (agents.signals announces the others at once).
 ACCESS_CHECK_INTERVAL = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 def _principal_for_user(user) -> tuple[Agent | None, bool]:
@@ -113,11 +117,25 @@ class AgentConsumer(ProtocolConsumer):
         self._schedule_access_check()
         if agent is not None:
             await self.join(events.agent_group(agent.pk))
+            if self.api_token_id is None and not getattr(
+                self, "inbox_counted", False
+            ):  # an inbox page, not an integration
+                await database_sync_to_async(services.agent_inbox_open)(agent_id=agent.pk)
+                self.inbox_counted = True
         for queue_id in queue_ids:
             await self.join(events.queue_group(queue_id))
         if is_staff:
             await self.join(events.SUPERVISORS_GROUP)
         await self.send_frame({"type": "ready", "agent": payload})
+
+    async def disconnect(self, code) -> None:
+        await super().disconnect(code)
+        if getattr(self, "inbox_counted", False):
+            self.inbox_counted = False
+            try:
+                await database_sync_to_async(services.agent_inbox_close)(agent_id=self.agent.pk)
+            except DatabaseError:
+                logger.warning("could not record an inbox closing", exc_info=True)
 
     def _ready_state(self):
         holds = self._access_holds()

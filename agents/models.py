@@ -54,6 +54,20 @@ class Agent(models.Model):
         ),
     )
     last_assigned_at = models.DateTimeField(_("last assigned"), null=True, blank=True, editable=False)
+    email_notifications = models.BooleanField(
+        _("email me when I am away"),
+        default=True,
+        help_text=_(
+            "While no inbox of theirs is open, the agent gets one email (batched) when a conversation "
+            "is assigned to them or a customer comes back to them."
+        ),
+    )
+    # Inbox pages open now (session sockets; integrations' token sockets do not count), when the
+    # last one closed, and up to when the agent was last emailed what needs them: what happened
+    # after both and while no inbox was open is what the next email lists (docs/email.md).
+    inbox_connections = models.PositiveIntegerField(default=0, editable=False)
+    inbox_left_at = models.DateTimeField(null=True, blank=True, editable=False)
+    noticed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -178,9 +178,18 @@ def customer_email(
     )
 
 
-def agent_email(agent, items: list[dict], *, now: datetime) -> OutboundEmail:
-    """An unsaved email to an agent listing what needs them (conversations assigned to them, or
-    customers who came back to them) while they had no inbox open."""
+def agent_email(agent, notices: list[tuple[Conversation, bool]], *, now: datetime) -> OutboundEmail:
+    """An unsaved email to an agent listing what needs them while they had no inbox open:
+    ``(conversation, returned)`` pairs, a conversation assigned to them or (``returned``) whose
+    customer came back to them (conversations.selectors.agent_notices)."""
+    items = [
+        {
+            "customer": str(conversation.customer),
+            "returned": returned,
+            "url": settings.SITE_URL + reverse("agents:conversation", args=[conversation.pk]),
+        }
+        for conversation, returned in notices
+    ]
     context = {
         "agent": agent,
         "items": items,

@@ -18,8 +18,9 @@ from django.db.models import (
     Q,
     Subquery,
     Sum,
+    Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from agents.models import Agent
@@ -265,4 +266,47 @@ def unread_replies_due(now: datetime, limit: int = 500) -> list[int]:
         Conversation.objects.filter(delays, customer_away, unseen, status__in=Status.values)
         .order_by("last_agent_message_at")
         .values_list("pk", flat=True)[:limit]
+    )
+
+
+# --- Agents away from the inbox (conversations.services.continuity.agent_notices_email) ---------
+
+# Nothing older than this goes in an agent's email (an agent who never opened the inbox is not
+# mailed about last week's assignments).
+AGENT_NOTICE_HORIZON = timedelta(days=1)
+
+
+def agent_notices(agent: Agent, now: datetime) -> list[tuple[Conversation, bool]]:
+    """What needs ``agent`` and happened while no inbox of theirs was open, since they were last
+    emailed: their active conversations assigned to them, or whose customer came back to them
+    (``True``), after both the last inbox closed and the last email. Oldest first."""
+    seen = max(m for m in (agent.inbox_left_at, agent.noticed_at, now - AGENT_NOTICE_HORIZON) if m is not None)
+    conversations = (
+        Conversation.objects.filter(agent=agent, status=Status.ACTIVE)
+        .filter(Q(assigned_at__gt=seen) | Q(returned_at__gt=seen))
+        .select_related("customer")
+        .order_by("pk")
+    )
+    notices = [(c, c.returned_at is not None and c.returned_at > seen) for c in conversations[:100]]
+    return sorted(notices, key=lambda n: n[0].returned_at if n[1] else n[0].assigned_at)
+
+
+def agent_notices_due(now: datetime, delay: timedelta, limit: int = 500) -> list[int]:
+    """Agents to email: they want it, have an address and no inbox open, and something in
+    ``agent_notices`` is at least ``delay`` old (what came after it goes in the same email)."""
+    floor = Value(now - AGENT_NOTICE_HORIZON, output_field=DateTimeField())
+    seen = Greatest(Coalesce("agent__inbox_left_at", floor), Coalesce("agent__noticed_at", floor))
+    due = now - delay
+    return list(
+        Conversation.objects.filter(
+            status=Status.ACTIVE,
+            agent__email_notifications=True,
+            agent__inbox_connections=0,
+        )
+        .exclude(agent__user__email="")
+        .alias(seen=seen)
+        .filter(Q(assigned_at__gt=F("seen"), assigned_at__lte=due) | Q(returned_at__gt=F("seen"), returned_at__lte=due))
+        .order_by()
+        .values_list("agent_id", flat=True)
+        .distinct()[:limit]
     )

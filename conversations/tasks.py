@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import task_postrun
+from django.conf import settings
 from django.utils import timezone
 
 from agents.models import Agent, Presence
@@ -74,15 +76,21 @@ def email_send_task(email_id: int) -> bool:
 def emails_task() -> dict[str, int]:
     """Every EMAIL_SWEEP_INTERVAL seconds: the answers that did not reach their customers go by
     email once due (docs/email.md), and stored emails whose task was lost or whose mail server
-    failed are tried again."""
+    failed are tried again; agents with no inbox open are emailed what needs them."""
     now = timezone.now()
-    counts = {"unread_replies": 0, "sent": 0}
+    counts = {"unread_replies": 0, "agent_notices": 0, "sent": 0}
     for conversation_id in selectors.unread_replies_due(now):
         try:
             if services.conversation_unread_replies_email(conversation_id=conversation_id, now=now):
                 counts["unread_replies"] += 1
         except Exception:
             logger.exception("could not email the unread replies of conversation %s", conversation_id)
+    for agent_id in selectors.agent_notices_due(now, timedelta(seconds=settings.AGENT_NOTICE_DELAY)):
+        try:
+            if services.agent_notices_email(agent_id=agent_id, now=now):
+                counts["agent_notices"] += 1
+        except Exception:
+            logger.exception("could not email agent %s what needs them", agent_id)
     for email_id in emails.unsent_due(now):
         counts["sent"] += emails.outbound_send(email_id)
     return counts

@@ -324,6 +324,9 @@ EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="")
 INBOUND_EMAIL_DOMAIN = env.str("INBOUND_EMAIL_DOMAIN", default="")
 INBOUND_EMAIL_SECRET = env.str("INBOUND_EMAIL_SECRET", default="")
 INBOUND_EMAIL_MAX_BYTES = env.int("INBOUND_EMAIL_MAX_BYTES", default=1024 * 1024)
+# Seconds an agent with no inbox open is left before being emailed what needs them (a
+# conversation assigned, a customer back): what happens meanwhile goes in the same email.
+AGENT_NOTICE_DELAY = env.float("AGENT_NOTICE_DELAY", default=120.0)
 
 # --- Security (production: DEBUG=0) ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

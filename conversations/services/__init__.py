@@ -35,6 +35,7 @@ from conversations.services.assignment import (
     queues_drain_request,
 )
 from conversations.services.continuity import (
+    agent_notices_email,
     conversation_transcript_email,
     conversation_unread_replies_email,
     customer_email_reply,
@@ -66,6 +67,8 @@ from conversations.services.messages import (
     customer_message_send,
 )
 from conversations.services.presence import (
+    agent_inbox_close,
+    agent_inbox_open,
     agent_presence_refresh,
     agent_presence_set,
     agent_presence_sync,
@@ -81,7 +84,10 @@ __all__ = [
     "SendResult",
     "aagent_message_append",
     "acustomer_message_append",
+    "agent_inbox_close",
+    "agent_inbox_open",
     "agent_message_send",
+    "agent_notices_email",
     "agent_presence_refresh",
     "agent_presence_set",
     "agent_presence_sync",

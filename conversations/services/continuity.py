@@ -10,7 +10,8 @@ from outside it (docs/email.md).
 - ``customer_offline_message``: live chat outside operating hours: a conversation in the queue,
   answered by email;
 - ``customer_messages_fetched``, ``customer_email_unsubscribe``: what the customer has seen, and
-  the unsubscribe link.
+  the unsubscribe link;
+- ``agent_notices_email``: an agent with no inbox open is emailed, batched, what needs them.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from agents.models import Agent
 from conversations import jobs
-from conversations.emails import customer_email
+from conversations.emails import agent_email, customer_email
 from conversations.errors import NotFound, SenderMismatch, ValidationFailed
 from conversations.models import Channel, Conversation, Customer, EmailKind, OutboundEmail
-from conversations.selectors import customer_visible_messages, unread_replies
+from conversations.selectors import agent_notices, customer_visible_messages, unread_replies
 from conversations.services.messages import SendResult, customer_message_send
 from workstreams.models import ChatWidget
 
@@ -150,3 +152,21 @@ def customer_email_unsubscribe(*, customer_id: int, now: datetime | None = None)
     if customer.email_unsubscribed_at is None:
         Customer.objects.filter(pk=customer_id).update(email_unsubscribed_at=now or timezone.now())
     return True
+
+
+def agent_notices_email(*, agent_id: int, now: datetime | None = None) -> OutboundEmail | None:
+    """One email to an agent who has no inbox open and wants it, with every conversation assigned
+    to them or whose customer came back to them since their last inbox closed and their last such
+    email (conversations.selectors.agent_notices); each listed once. None when there is nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update(of=("self",)).select_related("user").filter(pk=agent_id).first()
+        if agent is None or not agent.email_notifications or agent.inbox_connections or not agent.user.email:
+            return None
+        notices = agent_notices(agent, now)
+        if not notices:
+            return None
+        email = agent_email(agent, notices, now=now)
+        agent.noticed_at = now
+        agent.save(update_fields=["noticed_at"])
+        return _outbox(email, now)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, Presence
@@ -75,9 +76,11 @@ def agent_profile_update(
     presence_auto: bool,
     capacity: int,
     queue_ids: Iterable[int] | None = None,
+    email_notifications: bool | None = None,
 ) -> Agent:
     """An administrator edits an agent (the admin): its presence, whether presence follows
-    capacity (rule 13), its capacity and, unless ``queue_ids`` is None, the queues it works in.
+    capacity (rule 13), its capacity, unless None whether it is emailed what needs it while
+    away, and unless ``queue_ids`` is None, the queues it works in.
     As when the agent chooses its presence in the inbox: presence then follows capacity if it
     does, the agent's sockets and the supervisors get the ``agent`` frame, and the agent's
     queues drain after the commit (rule 4) rather than at the next minute sweep. Nothing
@@ -91,6 +94,8 @@ def agent_profile_update(
     with transaction.atomic():
         agent = _locked_agent(agent_id)
         wanted = {"presence": presence, "presence_auto": presence_auto, "capacity": capacity}
+        if email_notifications is not None:
+            wanted["email_notifications"] = bool(email_notifications)
         changed = [field for field, value in wanted.items() if getattr(agent, field) != value]
         for field in changed:
             setattr(agent, field, wanted[field])
@@ -163,6 +168,26 @@ def customer_upsert(
             setattr(customer, field, values[field])
         customer.save(update_fields=changed)
     return customer
+
+
+def agent_inbox_open(*, agent_id: int) -> None:
+    """An inbox page of the agent's opened (its session socket is ready): while one is open, the
+    agent is not emailed what needs them (``agent_notices_email``)."""
+    Agent.objects.filter(pk=agent_id).update(inbox_connections=F("inbox_connections") + 1)
+
+
+def agent_inbox_close(*, agent_id: int, now: datetime | None = None) -> None:
+    """An inbox page of the agent's closed; when it was the last one, what happens from now on
+    may be emailed to them."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().filter(pk=agent_id).only("inbox_connections").first()
+        if agent is None:
+            return
+        count = max(agent.inbox_connections - 1, 0)
+        Agent.objects.filter(pk=agent_id).update(
+            inbox_connections=count, **({"inbox_left_at": now} if count == 0 else {})
+        )
 
 
 def customer_connect(*, customer: Customer | Identified) -> None:
