@@ -12,6 +12,8 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -23,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents import selectors
 from agents.models import Agent, Presence
-from conversations import services
+from conversations import emails, services
 from conversations.errors import DomainError, NotFound, ValidationFailed
 from conversations.models import Conversation, Status
 from conversations.selectors import MAX_PAGE, message_page
@@ -266,6 +268,36 @@ def transcript(request: HttpRequest, pk: int) -> HttpResponse:
     stamp = timezone.localtime(conversation.created_at).strftime("%Y-%m-%d")
     response["Content-Disposition"] = f'attachment; filename="conversation-{conversation.pk}-{stamp}.txt"'
     return response
+
+
+@require_POST
+@login_required
+def email_transcript(request: HttpRequest, pk: int) -> HttpResponse:
+    """The messages the customer saw (no notes) to an address the agent gives (docs/email.md);
+    as ``POST /api/v1/agent/conversations/{id}/transcript/``, with its rate limit."""
+    request.agent = _agent(request)
+    if request.agent is None and not request.user.is_staff:
+        raise PermissionDenied(_("Only agents can use the inbox."))
+    conversation = _readable(request, pk)
+    page = reverse("agents:conversation", args=[pk])
+    address = request.POST.get("email", "").strip()
+    try:
+        try:
+            validate_email(address)
+        except DjangoValidationError:
+            raise ValidationFailed(_("Enter a valid email address.")) from None
+        emails.transcript_allowed(f"agent:{request.user.pk}", emails.AGENT_TRANSCRIPTS_PER_HOUR)
+        services.conversation_transcript_email(conversation_id=conversation.pk, to=address)
+    except DomainError as error:
+        return _error(request, error, page)
+    done = _("The transcript is on its way to %(email)s.") % {"email": address}
+    if request.htmx:
+        response = render(request, "agent/_toast.html", {"text": done})
+        response["HX-Retarget"] = "#toasts"
+        response["HX-Reswap"] = "beforeend"
+        return response
+    messages.success(request, done)
+    return redirect(page)
 
 
 @require_GET

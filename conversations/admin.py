@@ -13,8 +13,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +25,7 @@ from agents.models import Agent
 from conversations import privacy, services
 from conversations.errors import DomainError
 from conversations.models import Conversation, Customer, Message, OutboundEmail, Status
+from omnichannel.csp import CSP, set_policy
 
 
 class ReadOnlyAdminMixin:
@@ -360,7 +362,33 @@ class OutboundEmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The HTML part in a sandboxed frame (no scripts, no same origin), as a mail client shows it."""
         if not obj.body_html:
             return "–"
-        return format_html(
-            '<iframe sandbox="" srcdoc="{}" style="width: 100%; min-height: 420px; border: 1px solid #ccc;"></iframe>',
-            obj.body_html,
+        url = reverse("admin:conversations_outboundemail_preview", args=[obj.pk])
+        return format_html('<iframe sandbox="" src="{}" class="email-preview" title="{}"></iframe>', url, obj.subject)
+
+    def get_urls(self):
+        preview = path(
+            "<int:pk>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="conversations_outboundemail_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The email's HTML as it was sent, under a policy of its own: its inline styles (as mail
+        clients need them) apply, nothing runs, nothing loads but images, only this admin frames it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        email = get_object_or_404(OutboundEmail, pk=pk)
+        response = HttpResponse(email.body_html, content_type="text/html; charset=utf-8")
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        return set_policy(
+            response,
+            {
+                "default-src": [CSP.NONE],
+                "script-src": [CSP.NONE],
+                "style-src": ["'unsafe-inline'"],
+                "img-src": ["https:", "data:"],
+                "frame-ancestors": [CSP.SELF],
+                "sandbox": [],
+            },
         )

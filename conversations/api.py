@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
-from conversations import events, inbound, services
+from conversations import emails, events, inbound, services
 from conversations.customer_tokens import authenticate_customer, get_widget, issue_visitor_token
 from conversations.errors import (
     AuthenticationRequired,
@@ -27,7 +27,6 @@ from conversations.errors import (
     BodyTooLong,
     InvalidToken,
     NotFound,
-    RateLimited,
     SenderMismatch,
     ValidationFailed,
 )
@@ -59,7 +58,6 @@ from conversations.serializers import (
     TransferInput,
     WidgetConfigOut,
 )
-from omnichannel import ratelimit
 from omnichannel.api import AgentThrottle, WidgetThrottle
 from workstreams.models import ChatWidget, DistributionMode, Queue
 
@@ -192,16 +190,6 @@ class CustomerEndApi(WidgetApiView):
         return Response(events.conversation_object(conversation))
 
 
-def _transcript_allowed(key: str, limit: int) -> None:
-    """At most ``limit`` transcripts an hour per customer or agent (an email to any address)."""
-    if not ratelimit.allow(f"transcript:{key}", limit, 3600):
-        raise RateLimited(retry_after=round(ratelimit.retry_after(f"transcript:{key}", 3600)))
-
-
-CUSTOMER_TRANSCRIPTS_PER_HOUR = 5
-AGENT_TRANSCRIPTS_PER_HOUR = 30
-
-
 class CustomerTranscriptApi(WidgetApiView):
     @extend_schema(parameters=BEARER, request=None, responses={202: AcceptedOut, **ERRORS})
     def post(self, request: Request, widget_key: str) -> Response:
@@ -213,7 +201,7 @@ class CustomerTranscriptApi(WidgetApiView):
             raise NotFound("There is no conversation yet.")
         if not customer.email:
             raise ValidationFailed("We do not know your email address.")
-        _transcript_allowed(f"customer:{customer.pk}", CUSTOMER_TRANSCRIPTS_PER_HOUR)
+        emails.transcript_allowed(f"customer:{customer.pk}", emails.CUSTOMER_TRANSCRIPTS_PER_HOUR)
         services.conversation_transcript_email(conversation_id=conversation.pk, to=customer.email)
         return Response({"status": "accepted"}, status=status.HTTP_202_ACCEPTED)
 
@@ -224,11 +212,8 @@ class OfflineMessageApi(WidgetApiView):
         """Live chat outside operating hours: the offline form's message, answered by email.
         A visitor of an anonymous widget may send it without a token."""
         widget = self.widget(widget_key)
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header and widget.authentication_setting_id is None:
-            customer = authenticate_customer(widget, issue_visitor_token(widget))
-        else:
-            customer = self.customer(request, widget)
+        anonymous = not request.META.get("HTTP_AUTHORIZATION") and widget.authentication_setting_id is None
+        customer = None if anonymous else self.customer(request, widget)
         data = OfflineMessageInput(data=request.data)
         data.is_valid(raise_exception=True)
         return _send_response(
@@ -439,7 +424,7 @@ class AgentTranscriptApi(AgentApiView):
         conversation = self.visible(request, conversation_id)
         data = TranscriptInput(data=request.data)
         data.is_valid(raise_exception=True)
-        _transcript_allowed(f"agent:{request.user.pk}", AGENT_TRANSCRIPTS_PER_HOUR)
+        emails.transcript_allowed(f"agent:{request.user.pk}", emails.AGENT_TRANSCRIPTS_PER_HOUR)
         services.conversation_transcript_email(conversation_id=conversation.pk, to=data.validated_data["email"])
         return Response({"status": "accepted"}, status=status.HTTP_202_ACCEPTED)
 

@@ -32,7 +32,9 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 
+from conversations.errors import RateLimited
 from conversations.models import Conversation, Customer, EmailKind, Message, OutboundEmail
+from omnichannel import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +210,19 @@ def agent_email(agent, notices: list[tuple[Conversation, bool]], *, now: datetim
         message_id=_message_id(),
         created_at=now,
     )
+
+
+# --- Transcripts on request --------------------------------------------------------------------
+
+CUSTOMER_TRANSCRIPTS_PER_HOUR = 5
+AGENT_TRANSCRIPTS_PER_HOUR = 30
+
+
+def transcript_allowed(key: str, limit: int) -> None:
+    """At most ``limit`` transcripts an hour per customer or agent (``key``), an email to any
+    address each: else ``RateLimited``."""
+    if not ratelimit.allow(f"transcript:{key}", limit, 3600):
+        raise RateLimited(retry_after=round(ratelimit.retry_after(f"transcript:{key}", 3600)))
 
 
 # --- Sending ------------------------------------------------------------------------------------

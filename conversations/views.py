@@ -93,6 +93,12 @@ def _strings() -> dict[str, str]:
         "closeChat": pgettext("chat widget", "Close chat"),
         "unread": pgettext("chat widget", "%(count)s unread messages"),
         "unreadOne": pgettext("chat widget", "1 unread message"),
+        "offlineSent": pgettext("chat widget", "Thank you! We will answer by email at %(email)s."),
+        "emailRequired": pgettext("chat widget", "Enter your email address, so we can answer."),
+        "bodyRequired": pgettext("chat widget", "Write your message."),
+        "transcriptSent": pgettext("chat widget", "We are emailing you this conversation."),
+        "transcriptNoEmail": pgettext("chat widget", "We do not know your email address, so we cannot send it."),
+        "transcriptTooMany": pgettext("chat widget", "You asked for several transcripts already. Try again later."),
     }
 
 

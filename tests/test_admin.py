@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations import services
+from conversations.models import OutboundEmail
 from tests.factories import (
     AgentFactory,
     AuthenticationSettingFactory,
@@ -49,7 +50,11 @@ def populated(superuser):
     queue.agents.add(agent)
     widget = ChatWidgetFactory(workstream=WorkstreamFactory(queue=queue, persistent_mode=True))
     customer = CustomerFactory(authentication_setting=widget.authentication_setting, display_name="Carol")
-    services.customer_message_send(widget=widget, customer=customer, body="<script>alert(1)</script>")
+    conversation = services.customer_message_send(
+        widget=widget, customer=customer, body="<script>alert(1)</script>"
+    ).conversation
+    # The outbox of emails (its change page previews the HTML in a sandboxed frame).
+    services.conversation_transcript_email(conversation_id=conversation.pk, to="carol@example.com")
     call_command("agent_token", agent.user.username, stdout=io.StringIO())
     # django-axes' records of sign-ins (its admin pages are the lockout console).
     who = {"username": "mallory", "ip_address": "203.0.113.9", "user_agent": "curl", "path_info": "/accounts/login/"}
@@ -453,3 +458,16 @@ def test_no_admin_page_has_inline_code_the_policy_would_refuse(admin_client):
             if response.status_code == 200:
                 offenders += [f"{url}: {code}" for code in _inline_code(response.content.decode())]
     assert offenders == []
+
+
+@pytest.mark.usefixtures("populated")
+def test_an_emails_html_is_previewed_in_a_sandboxed_frame_under_a_policy_of_its_own(admin_client):
+    email = OutboundEmail.objects.get()
+    page = admin_client.get(reverse("admin:conversations_outboundemail_change", args=[email.pk])).content.decode()
+    preview_url = reverse("admin:conversations_outboundemail_preview", args=[email.pk])
+    assert f'<iframe sandbox="" src="{preview_url}"' in page
+    preview = admin_client.get(preview_url)
+    assert preview.status_code == 200 and preview.content.decode() == email.body_html
+    policy = preview["Content-Security-Policy"]
+    assert "script-src 'none'" in policy and "sandbox" in policy and "frame-ancestors 'self'" in policy
+    assert preview["X-Frame-Options"] == "SAMEORIGIN"

@@ -17,6 +17,7 @@ from outside it (docs/email.md).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -115,14 +116,22 @@ def conversation_transcript_email(*, conversation_id: int, to: str, now: datetim
 
 
 def customer_offline_message(
-    *, widget: ChatWidget, customer: Customer, name: str, email: str, body: object
+    *, widget: ChatWidget, customer: Customer | None, name: str, email: str, body: object
 ) -> SendResult:
     """A message left with the offline form (live chat outside operating hours, or a customer who
     will not wait): the customer's name and email are kept, and the message starts a
-    conversation in the queue (or joins the ongoing one) that an agent answers by email."""
+    conversation in the queue (or joins the ongoing one) that an agent answers by email.
+    ``customer`` None: a visitor of an anonymous widget who has no token yet, created with the
+    message (and not at all when the message is refused)."""
     if not email:
         raise ValidationFailed("email is required")
     with transaction.atomic():
+        if customer is None:
+            if widget.authentication_setting_id is not None:
+                raise ValueError("a signed-in widget's customer comes from its token")
+            customer = Customer.objects.create(
+                widget=widget, external_id=f"offline-{uuid.uuid4().hex}", display_name=name, email=email
+            )
         changed = []
         if name and customer.display_name != name:
             customer.display_name = name
@@ -144,14 +153,13 @@ def customer_messages_fetched(*, customer: Customer, now: datetime | None = None
 
 
 def customer_email_unsubscribe(*, customer_id: int, now: datetime | None = None) -> bool:
-    """No more unread replies by email for this customer (the unsubscribe link). False when
-    the customer is gone."""
-    customer = Customer.objects.filter(pk=customer_id).first()
-    if customer is None:
-        return False
-    if customer.email_unsubscribed_at is None:
-        Customer.objects.filter(pk=customer_id).update(email_unsubscribed_at=now or timezone.now())
-    return True
+    """No more unread replies by email for this customer (the unsubscribe link), from the first
+    time it is followed. False when the customer is gone."""
+    if Customer.objects.filter(pk=customer_id, email_unsubscribed_at__isnull=True).update(
+        email_unsubscribed_at=now or timezone.now()
+    ):
+        return True
+    return Customer.objects.filter(pk=customer_id).exists()
 
 
 def agent_notices_email(*, agent_id: int, now: datetime | None = None) -> OutboundEmail | None:

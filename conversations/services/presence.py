@@ -110,6 +110,8 @@ def agent_profile_update(
                 agent.queues.remove(*left)
             if joined:
                 agent.queues.add(*joined)
+        # The email preference is no part of the agent frame, the presence or the distribution.
+        changed = [field for field in changed if field != "email_notifications"]
         if not (changed or joined or left):
             return agent
         agent = agent_presence_sync(agent_id=agent.pk, now=now)

@@ -97,6 +97,16 @@ document.body.addEventListener("htmx:beforeSwap", (event) => {
   }
 });
 
+document.body.addEventListener("htmx:afterSwap", (event) => {
+  // A toast the server sent (HX-Retarget: #toasts) goes away as the others do.
+  if (event.detail.target && event.detail.target.id === "toasts") {
+    const toast = event.detail.target.lastElementChild;
+    if (toast) setTimeout(() => toast.remove(), 8000);
+  }
+  const details = event.detail.elt && event.detail.elt.closest ? event.detail.elt.closest("details") : null;
+  if (details) details.open = false;
+});
+
 document.body.addEventListener("htmx:sendError", () => {
   showToast("", { kind: "error", text: strings.offline });
 });
@@ -308,6 +318,7 @@ function renderMessage(message) {
   time.textContent = clock.format(when);
   time.title = when.toLocaleString();
   item.append(time);
+  if (message.channel === "email") item.append(element("span", "msg-channel", strings.byEmail));
   return item;
 }
 

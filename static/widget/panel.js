@@ -45,6 +45,14 @@ const ui = {
   endButton: $("end-button"),
   endDialog: $("end-dialog"),
   minimise: $("minimise-button"),
+  offlineForm: $("offline-form"),
+  offlineName: $("offline-name"),
+  offlineEmail: $("offline-email"),
+  offlineBody: $("offline-body"),
+  offlineFormError: $("offline-form-error"),
+  offlineSend: $("offline-send"),
+  transcriptButton: $("transcript-button"),
+  notice: $("notice"),
 };
 
 function format(template, values) {
@@ -1003,6 +1011,7 @@ function refreshControls() {
   const endedNow = Boolean(section && section.conversation && !ONGOING.has(section.conversation.status));
   ui.ended.hidden = !endedNow || blocked || offline;
   ui.loadEarlier.hidden = !(section && section.hasMoreBefore);
+  ui.transcriptButton.hidden = blocked || !ready || !(section && section.id != null);
   refreshEmpty();
 }
 
@@ -1032,6 +1041,73 @@ ui.input.addEventListener("input", () => {
 });
 
 ui.loadEarlier.addEventListener("click", loadEarlier);
+
+// --- Beyond the tab: the offline form and the transcript (docs/email.md) -------------------------------
+
+function showNotice(text) {
+  ui.notice.textContent = text;
+  show(ui.notice);
+}
+
+function fieldError(input, text) {
+  const error = $(`${input.id}-error`);
+  input.setAttribute("aria-invalid", text ? "true" : "false");
+  if (error) {
+    error.textContent = text || "";
+    error.hidden = !text;
+  }
+}
+
+function offlineFormValid() {
+  const email = ui.offlineEmail.value.trim();
+  const body = ui.offlineBody.value.trim();
+  fieldError(ui.offlineEmail, email && ui.offlineEmail.checkValidity() ? "" : S.emailRequired);
+  fieldError(ui.offlineBody, body ? "" : S.bodyRequired);
+  const firstInvalid = ui.offlineForm.querySelector('[aria-invalid="true"]');
+  if (firstInvalid) firstInvalid.focus();
+  return !firstInvalid;
+}
+
+ui.offlineForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  ui.offlineFormError.hidden = true;
+  if (!offlineFormValid()) return;
+  const email = ui.offlineEmail.value.trim();
+  const payload = { name: ui.offlineName.value.trim(), email, body: ui.offlineBody.value.trim() };
+  ui.offlineSend.disabled = true;
+  try {
+    const message = await withToken(() => api("POST", "offline-message/", payload));
+    ui.offlineForm.reset();
+    hide(ui.offlineForm);
+    showNotice(format(S.offlineSent, { email })); // a role="status" line: read out as it appears
+    if (message && message.conversation_id != null) addMessage(message, { live: true });
+  } catch (error) {
+    const fields = (error.body && error.body.fields) || {};
+    if (fields.email) fieldError(ui.offlineEmail, fields.email);
+    if (fields.body) fieldError(ui.offlineBody, fields.body);
+    if (!fields.email && !fields.body) {
+      ui.offlineFormError.textContent =
+        error.code === "rate_limited" ? S.rateLimited : (error.body && error.body.detail) || S.errorGeneric;
+      show(ui.offlineFormError);
+    }
+  } finally {
+    ui.offlineSend.disabled = false;
+  }
+});
+
+ui.transcriptButton.addEventListener("click", async () => {
+  ui.transcriptButton.disabled = true;
+  try {
+    await withToken(() => api("POST", "conversation/transcript/", {}));
+    showNotice(S.transcriptSent);
+  } catch (error) {
+    if (error.code === "validation_error") showNotice(S.transcriptNoEmail);
+    else if (error.code === "rate_limited") showNotice(S.transcriptTooMany);
+    else showNotice(S.errorGeneric);
+  } finally {
+    ui.transcriptButton.disabled = false;
+  }
+});
 ui.log.addEventListener("scroll", () => {
   state.stick = nearBottom();
   if (ui.log.scrollTop < 60 && ui.log.clientHeight > 0) loadEarlier();

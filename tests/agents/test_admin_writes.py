@@ -42,6 +42,7 @@ def agent_form(agent, **changes):
         "presence": agent.presence,
         "presence_auto": "on" if agent.presence_auto else "",
         "capacity": agent.capacity,
+        "email_notifications": "on" if agent.email_notifications else "",
         "queues": [queue.pk for queue in agent.queues.all()],
     }
     data.update(changes)
@@ -189,3 +190,14 @@ def test_an_agent_who_leaves_the_queue_in_the_same_edit_is_not_given_its_convers
         )
     conversation.refresh_from_db()
     assert conversation.status == Status.OPEN  # alice left the queue in the same edit
+
+
+def test_turning_off_an_agents_emails_in_the_admin_sends_no_frame(admin_client, alice, commit, broadcasts):
+    with commit():
+        response = admin_client.post(
+            reverse("admin:agents_agent_change", args=[alice.pk]), agent_form(alice, email_notifications="")
+        )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.email_notifications is False
+    assert broadcasts == []

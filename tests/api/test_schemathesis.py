@@ -27,6 +27,8 @@ CHECKS = [
 ]
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+# The inbound-mail endpoint takes a raw message (message/rfc822): sent as the binary it is.
+schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 
 pytestmark = pytest.mark.django_db
 

@@ -179,3 +179,44 @@ def test_a_signed_in_widget_needs_the_customers_token_for_an_offline_message(api
         "/api/v1/widget/persistent/offline-message/", {"email": "x@example.com", "body": "Hi"}, format="json"
     )
     assert response.status_code == 401 and response.json()["code"] == "authentication_required"
+
+
+# --- The inbox's "Email transcript" ---------------------------------------------------------------
+
+
+def test_the_inbox_offers_an_email_transcript_form_with_the_customers_address(client, alice, conversation):
+    client.force_login(alice.user)
+    html = client.get(f"/agent/conversations/{conversation.pk}/").content.decode()
+    assert f'hx-post="/agent/conversations/{conversation.pk}/email-transcript/"' in html
+    assert 'name="email" required maxlength="254" value="carol@example.com"' in html
+
+
+def test_the_inbox_emails_the_transcript_to_the_address_given_and_says_so_in_a_toast(
+    client, alice, conversation, smtp_server
+):
+    client.force_login(alice.user)
+    response = client.post(
+        f"/agent/conversations/{conversation.pk}/email-transcript/",
+        {"email": "boss@example.com"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200 and response["HX-Retarget"] == "#toasts"
+    assert "boss@example.com" in response.content.decode() and "toast-success" in response.content.decode()
+    [mail] = smtp_server.to("boss@example.com")
+    assert "Hi Carol, how can I help?" in text_of(mail)
+
+
+def test_the_inbox_refuses_a_bad_address_with_a_toast_and_sends_nothing(client, alice, conversation, smtp_server):
+    client.force_login(alice.user)
+    url = f"/agent/conversations/{conversation.pk}/email-transcript/"
+    response = client.post(url, {"email": "not an address"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400 and 'data-code="validation_error"' in response.content.decode()
+    assert len(smtp_server) == 0 and not OutboundEmail.objects.exists()
+
+
+def test_the_inbox_shares_the_agents_transcript_limit_with_the_api(client, alice, conversation, smtp_server):
+    client.force_login(alice.user)
+    url = f"/agent/conversations/{conversation.pk}/email-transcript/"
+    codes = [client.post(url, {"email": "boss@example.com"}).status_code for _ in range(31)]
+    assert codes[:30] == [302] * 30 and codes[30] == 302  # without JavaScript: a message and a redirect
+    assert len(smtp_server) == 30

@@ -911,6 +911,7 @@ def test_state_changes_are_published_after_commit_with_protocol_frames(persisten
             "kind": None,
             "body": "Hi",
             "created_at": result.message.created_at.isoformat(),
+            "channel": "chat",
         },
     }
     statuses = [f["conversation"]["status"] for f in customer_frames if f["type"] == "conversation"]

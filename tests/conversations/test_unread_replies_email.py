@@ -32,7 +32,8 @@ def _email_settings(settings):
 
 @pytest.fixture
 def answered(persistent, customer, alice):
-    """Carol wrote and left; Alice answered twice."""
+    """Carol wrote and left; Alice answered twice (from her inbox: no email to her about it)."""
+    services.agent_inbox_open(agent_id=alice.pk)
     customer.email = "carol@example.com"
     customer.save()
     persistent.page_url = "https://shop.example.com/help"
@@ -95,6 +96,7 @@ def test_an_answer_written_while_a_socket_of_the_customer_was_open_is_not_emaile
 ):
     customer.email = "carol@example.com"
     customer.save()
+    services.agent_inbox_open(agent_id=alice.pk)
     services.customer_connect(customer=customer)
     conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hi").conversation
     services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="Hello!")
