@@ -95,6 +95,13 @@ def _send_response(result: services.SendResult) -> Response:
 # --- Customer side ---------------------------------------------------------------------------------
 
 
+def _bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 class WidgetApiView(APIView):
     """No Django authentication (a customer's browser may hold an unrelated admin session):
     customers send ``Authorization: Bearer <token>``."""
@@ -107,11 +114,10 @@ class WidgetApiView(APIView):
         return get_widget(widget_key)
 
     def customer(self, request: Request, widget: ChatWidget) -> Customer:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = _bearer(request)
+        if token is None:
             raise AuthenticationRequired()
-        return authenticate_customer(widget, token.strip())
+        return authenticate_customer(widget, token)
 
 
 class WidgetConfigApi(WidgetApiView):
@@ -243,10 +249,10 @@ class InboundEmailApi(APIView):
         secret = settings.INBOUND_EMAIL_SECRET
         if not secret or not settings.INBOUND_EMAIL_DOMAIN:
             raise NotFound("Replies by email are not configured.")
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer(request)
+        if token is None:
             raise AuthenticationRequired("Send Authorization: Bearer <INBOUND_EMAIL_SECRET>.")
-        if not hmac.compare_digest(token.strip().encode(), secret.encode()):
+        if not hmac.compare_digest(token.encode(), secret.encode()):
             raise InvalidToken()
         limit = settings.INBOUND_EMAIL_MAX_BYTES
         raw = request._request.read(limit + 1)  # the stream, never more than the limit in memory
