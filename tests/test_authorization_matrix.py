@@ -159,6 +159,9 @@ MATRIX: dict[str, list[Probe]] = {
     P + "read/": [Probe("post", ACT_ON_CONVERSATION, data=lambda w: {"seq": "1"}, htmx=True)],
     P + "transcript.txt": [Probe("get", READ_CONVERSATION)],
     P + "history/": [Probe("get", READ_CONVERSATION)],
+    P + "email-transcript/": [
+        Probe("post", READ_CONVERSATION, data=lambda w: {"email": "someone@example.com"}, htmx=True, reads=True)
+    ],
     P + "<slug:action>/": [
         Probe("post", ACT_ON_CONVERSATION, action=action, data=target_other_queue, htmx=True, label=action)
         for action in ("pick", "wait", "resume", "end", "close", "transfer")
