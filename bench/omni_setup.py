@@ -175,9 +175,11 @@ def history(messages: int) -> dict:
     table = Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {table} (conversation_id, seq, sender, author, kind, body, client_id, created_at, agent_id)
+            f"""INSERT INTO {table} (conversation_id, seq, sender, author, kind, body, client_id, created_at, agent_id,
+                                 channel)
             SELECT %s, n, CASE WHEN n %% 2 = 0 THEN 'agent' ELSE 'customer' END, 'bench', '',
-                   'History message number ' || n, md5(n::text), %s - (%s - n) * interval '1 second', NULL
+                   'History message number ' || n, md5(n::text), %s - (%s - n) * interval '1 second', NULL,
+                   'chat'
             FROM generate_series(1, %s) AS n""",  # noqa: S608 - the table name is the model's
             [conversation.pk, now, messages, messages],
         )
