@@ -39,10 +39,14 @@ def with_preview(conversations: QuerySet[Conversation]) -> QuerySet[Conversation
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return conversations.select_related(*RELATED).annotate(
-        preview_body=Subquery(last.values("body")[:1]),
-        preview_sender=Subquery(last.values("sender")[:1]),
-        unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+    return (
+        conversations.select_related(*RELATED)
+        .prefetch_related("labels")
+        .annotate(
+            preview_body=Subquery(last.values("body")[:1]),
+            preview_sender=Subquery(last.values("sender")[:1]),
+            unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+        )
     )
 
 
@@ -62,13 +66,14 @@ class Inbox:
         return sum(self.waiting.values())
 
 
-def inbox(agent: Agent, labels: dict[str, str]) -> Inbox:
-    """Everything the inbox's header and sidebar show, in a constant number of queries."""
-    mine = list(
-        with_preview(
-            Conversation.objects.filter(agent=agent, status__in=(Status.ACTIVE, Status.WAITING, Status.WRAP_UP))
-        ).order_by("-last_activity_at", "-pk")
-    )
+def inbox(agent: Agent, labels: dict[str, str], *, label: str | None = None) -> Inbox:
+    """Everything the inbox's header and sidebar show, in a constant number of queries; with
+    ``label``, only the conversations that carry it (the unread total stays the whole inbox's)."""
+    held = Conversation.objects.filter(agent=agent, status__in=(Status.ACTIVE, Status.WAITING, Status.WRAP_UP))
+    mine = list(with_preview(held).order_by("-last_activity_at", "-pk"))
+    total_unread = sum(c.unread for c in mine)
+    if label:
+        mine = [c for c in mine if any(lb.name == label for lb in c.labels.all())]
     returned = sorted((c for c in mine if c.status == Status.ACTIVE and c.returned_at), key=lambda c: c.returned_at)
     groups = [
         ("active", labels["active"], [c for c in mine if c.status == Status.ACTIVE and not c.returned_at]),
@@ -83,7 +88,7 @@ def inbox(agent: Agent, labels: dict[str, str]) -> Inbox:
             with_preview(
                 Conversation.objects.filter(
                     status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK, queue__in=queues
-                )
+                ).filter(**({"labels__name": label} if label else {}))
             ).order_by("queued_at", "pk")[:100]
         )
         if picks_enabled
@@ -97,7 +102,7 @@ def inbox(agent: Agent, labels: dict[str, str]) -> Inbox:
         queues=queues,
         waiting=waiting_counts([q.pk for q in queues]),
         picks_enabled=picks_enabled,
-        total_unread=sum(c.unread for c in mine),
+        total_unread=total_unread,
     )
 
 
@@ -148,7 +153,9 @@ class Board:
     now: datetime
 
 
-def board(*, queue_id: int | None = None, agent_id: int | None = None, status: str | None = None) -> Board:
+def board(
+    *, queue_id: int | None = None, agent_id: int | None = None, status: str | None = None, label: str | None = None
+) -> Board:
     """All conversations that are not closed (filtered), every agent with its load, every queue
     with its waiting customers: four queries."""
     conversations = with_preview(Conversation.objects.filter(status__in=OPEN_STATUSES))
@@ -158,6 +165,8 @@ def board(*, queue_id: int | None = None, agent_id: int | None = None, status: s
         conversations = conversations.filter(agent_id=agent_id)
     if status:
         conversations = conversations.filter(status=status)
+    if label:
+        conversations = conversations.filter(labels__name=label)
     agents = list(
         Agent.objects.select_related("user")
         .annotate(

@@ -13,6 +13,7 @@ urlpatterns = [
     path("conversations/<int:pk>/transcript.txt", views.transcript, name="transcript"),
     path("conversations/<int:pk>/history/", views.earlier_transcript, name="history"),
     path("conversations/<int:pk>/email-transcript/", views.email_transcript, name="email-transcript"),
+    path("conversations/<int:pk>/labels/", views.labels, name="labels"),
     path("conversations/<int:pk>/<slug:action>/", views.conversation_action, name="action"),
     path("supervisor/", views.supervisor, name="supervisor"),
     path("supervisor/conversations/<int:pk>/<slug:action>/", views.supervisor_action, name="supervisor-action"),

@@ -27,7 +27,7 @@ from agents import selectors
 from agents.models import Agent, Presence
 from conversations import emails, services
 from conversations.errors import DomainError, NotFound, ValidationFailed
-from conversations.models import Conversation, Status
+from conversations.models import Conversation, Label, Status
 from conversations.selectors import MAX_PAGE, message_page
 from omnichannel import rows
 from workstreams.models import DistributionMode, Queue
@@ -97,10 +97,20 @@ def _error(request: HttpRequest, error: DomainError, fallback: str) -> HttpRespo
 # --- The inbox --------------------------------------------------------------------------------------
 
 
+def _label_filter(request: HttpRequest, labels: list[Label]) -> str | None:
+    """The ``label`` filter of the inbox and the supervisor view: a defined label's name, or none."""
+    wanted = request.GET.get("label")
+    return wanted if any(label.name == wanted for label in labels) else None
+
+
 def _inbox_context(request: HttpRequest) -> dict:
+    labels = list(Label.objects.all())
+    label = _label_filter(request, labels)
     return {
-        "inbox": selectors.inbox(request.agent, GROUP_LABELS),
+        "inbox": selectors.inbox(request.agent, GROUP_LABELS, label=label),
         "presences": Presence.choices,
+        "all_labels": labels,
+        "label_filter": label,
     }
 
 
@@ -124,6 +134,9 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "transfer_agents": agents,
         "transfer_queues": queues,
         "context_items": sorted((conversation.customer.context or {}).items()),
+        "conversation_labels": list(conversation.labels.all()),
+        "all_labels": list(Label.objects.all()),
+        "can_label": mine or request.user.is_staff,
     }
 
 
@@ -241,6 +254,24 @@ def _transfer_target(request: HttpRequest) -> tuple[Agent | None, Queue | None]:
 
 
 @require_POST
+@login_required
+def labels(request: HttpRequest, pk: int) -> HttpResponse:
+    """The conversation's labels become the ticked ones (conversations.services.labels)."""
+    request.agent = _agent(request)
+    if request.agent is None and not request.user.is_staff:
+        raise PermissionDenied(_("Only agents can use the inbox."))
+    page = reverse("agents:conversation", args=[pk])
+    try:
+        services.conversation_labels_set(conversation_id=pk, user=request.user, labels=request.POST.getlist("labels"))
+    except DomainError as error:
+        return _error(request, error, page)
+    if request.htmx:
+        return render(request, "agent/_conversation.html", _conversation_context(request, _readable(request, pk)))
+    messages.success(request, _("Labels saved."))
+    return redirect(page)
+
+
+@require_POST
 @agent_required
 def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     raw = request.POST.get("seq", "")
@@ -321,12 +352,15 @@ def _board_context(request: HttpRequest) -> dict:
     status = request.GET.get("status") or None
     if status not in Status.values:
         status = None
+    labels = list(Label.objects.all())
     filters = {
         "queue_id": _number(request.GET.get("queue")),
         "agent_id": _number(request.GET.get("agent")),
         "status": status,
+        "label": _label_filter(request, labels),
     }
     return {
+        "all_labels": labels,
         "board": selectors.board(**filters),
         "filters": filters,
         "statuses": [(value, label) for value, label in Status.choices if value != Status.CLOSED],

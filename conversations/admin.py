@@ -19,12 +19,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from agents.models import Agent
 from conversations import privacy, services
 from conversations.errors import DomainError
-from conversations.models import Conversation, Customer, Message, OutboundEmail, Status
+from conversations.models import Conversation, Customer, Label, Message, OutboundEmail, Status
 from omnichannel.csp import CSP, set_policy
 
 
@@ -57,6 +57,24 @@ class ReassignForm(forms.Form):
     )
 
 
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    """Labels are configuration: administrators define them; agents set them on conversations
+    through the engine (conversations.services.labels), never here."""
+
+    list_display = ["name", "colour_swatch", "conversation_count"]
+    search_fields = ["name"]
+    fields = ["name", "colour"]
+
+    @admin.display(description=_("colour"), ordering="colour")
+    def colour_swatch(self, obj: Label) -> str:
+        return format_html('<span class="label-swatch" data-colour="{}">{}</span>', obj.colour, obj.colour)
+
+    @admin.display(description=_("conversations"))
+    def conversation_count(self, obj: Label) -> int:
+        return obj.conversations.count()
+
+
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -69,7 +87,7 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "waiting_since",
         "last_activity_at",
     ]
-    list_filter = ["status", "workstream", "queue", "agent", "workstream__persistent"]
+    list_filter = ["status", "workstream", "queue", "agent", "workstream__persistent", "labels"]
     search_fields = [
         "=id",
         "customer__display_name",
@@ -101,8 +119,12 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        (_("Ending"), {"fields": ["ended_by", "end_reason", "wrap_up_notes"]}),
+        (_("Ending"), {"fields": ["ended_by", "end_reason", "wrap_up_notes", "label_names"]}),
     ]
+
+    @admin.display(description=pgettext_lazy("conversation", "labels"))
+    def label_names(self, obj: Conversation) -> str:
+        return ", ".join(label.name for label in obj.labels.all()) or "-"
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.is_active and request.user.is_staff

@@ -30,7 +30,7 @@ from conversations.errors import (
     SenderMismatch,
     ValidationFailed,
 )
-from conversations.models import Conversation, Customer, Status
+from conversations.models import Conversation, Customer, Label, Status
 from conversations.selectors import (
     current_conversation,
     is_agents_conversation,
@@ -46,6 +46,8 @@ from conversations.serializers import (
     CurrentConversationOut,
     ErrorOut,
     InboundEmailOut,
+    LabelListOut,
+    LabelsDoc,
     MessageOut,
     MessagePageOut,
     MessagePageQuery,
@@ -297,7 +299,9 @@ class AgentApiView(APIView):
 
     def visible(self, request: Request, conversation_id: int) -> Conversation:
         """A conversation the user may read (``readable_by``); anything else does not exist."""
-        conversation = self._visible(request, conversation_id).select_related(*AGENT_RELATED).first()
+        conversation = (
+            self._visible(request, conversation_id).select_related(*AGENT_RELATED).prefetch_related("labels").first()
+        )
         if conversation is None:
             self._not_visible(request)
         return conversation
@@ -324,7 +328,9 @@ class AgentApiView(APIView):
         raise NotFound()
 
     def respond(self, conversation: Conversation) -> Response:
-        conversation = Conversation.objects.select_related(*AGENT_RELATED).get(pk=conversation.pk)
+        conversation = (
+            Conversation.objects.select_related(*AGENT_RELATED).prefetch_related("labels").get(pk=conversation.pk)
+        )
         return Response(events.conversation_object(conversation, for_agent=True))
 
 
@@ -337,7 +343,8 @@ class AgentConversationsApi(AgentApiView):
                 style="form",
                 explode=False,
                 description="Comma-separated statuses (default: every status but closed).",
-            )
+            ),
+            OpenApiParameter("label", str, description="Only conversations with this label (a name)."),
         ],
         responses={200: ConversationListOut, **ERRORS},
         operation_id="v1_agent_conversations_list",
@@ -347,10 +354,15 @@ class AgentConversationsApi(AgentApiView):
         wanted = [s for s in request.query_params.get("status", "").split(",") if s]
         if any(s not in Status.values for s in wanted):
             raise ValidationFailed(f"status must be among {', '.join(Status.values)}")
-        conversations = Conversation.objects.filter(agent=agent).select_related(*AGENT_RELATED)
+        conversations = (
+            Conversation.objects.filter(agent=agent).select_related(*AGENT_RELATED).prefetch_related("labels")
+        )
         conversations = (
             conversations.filter(status__in=wanted) if wanted else conversations.exclude(status=Status.CLOSED)
         )
+        label = request.query_params.get("label")
+        if label is not None:
+            conversations = conversations.filter(labels__name=label.strip())
         return Response(
             {
                 "conversations": [
@@ -369,6 +381,7 @@ class AgentQueueApi(AgentApiView):
                 status=Status.OPEN, workstream__distribution_mode=DistributionMode.PICK, queue__agents=agent
             )
             .select_related(*AGENT_RELATED)
+            .prefetch_related("labels")
             .order_by("queued_at", "pk")
         )
         return Response({"conversations": [events.conversation_object(c, for_agent=True) for c in conversations]})
@@ -445,6 +458,27 @@ class CloseApi(AgentApiView):
                 conversation_id=conversation_id, agent=self.agent(request), notes=data.validated_data.get("notes", "")
             )
         )
+
+
+class LabelsApi(AgentApiView):
+    @extend_schema(request=LabelsDoc, responses={200: AgentConversationOut, **ERRORS})
+    def put(self, request: Request, conversation_id: int) -> Response:
+        """The conversation's labels become exactly these (names defined in the admin)."""
+        if not request.user.is_staff:
+            self.agent(request)
+        labels = request.data.get("labels") if isinstance(request.data, dict) else None
+        return self.respond(
+            services.conversation_labels_set(conversation_id=conversation_id, user=request.user, labels=labels)
+        )
+
+
+class LabelListApi(AgentApiView):
+    @extend_schema(responses={200: LabelListOut, **ERRORS})
+    def get(self, request: Request) -> Response:
+        """Every label defined in the admin, by name."""
+        if not request.user.is_staff:
+            self.agent(request)
+        return Response({"labels": [{"name": label.name, "colour": label.colour} for label in Label.objects.all()]})
 
 
 class TransferApi(AgentApiView):

@@ -99,9 +99,19 @@ def conversation_object(conversation: Conversation, *, for_agent: bool = False) 
                 "last_customer_message_at": _iso(conversation.last_customer_message_at),
                 "last_activity_at": _iso(conversation.last_activity_at),
                 "ended_at": _iso(conversation.ended_at),
+                "labels": label_names(conversation),
             }
         )
     return data
+
+
+def label_names(conversation: Conversation) -> list[str]:
+    """The conversation's labels by name, from ``prefetch_related("labels")`` when the caller
+    fetched them with the conversation (lists, a batch of assignments), else one query."""
+    prefetched = getattr(conversation, "_prefetched_objects_cache", {}).get("labels")
+    if prefetched is not None:
+        return sorted(label.name for label in prefetched)
+    return list(conversation.labels.order_by("name").values_list("name", flat=True))
 
 
 def agent_object(agent, now=None, used: int | None = None) -> dict[str, Any]:
@@ -284,12 +294,16 @@ def publish_message_now(message: Message) -> None:
         _publish_later(layer, _message_groups(message), {"type": "broadcast", "frame": message_frame(message)})
 
 
-def publish_conversation(conversation: Conversation, *, previous_agent_id: int | None = None) -> None:
+def publish_conversation(
+    conversation: Conversation, *, previous_agent_id: int | None = None, to_customer: bool = True
+) -> None:
     """A status or agent change: the customer, the agent(s) involved, the queue's pickers
-    and supervisors each get the frame meant for them."""
-    publish_on_commit(
-        [customer_group(conversation.customer_id, conversation.workstream_id)], conversation_frame(conversation)
-    )
+    and supervisors each get the frame meant for them. ``to_customer=False`` for a change
+    only agents see (labels)."""
+    if to_customer:
+        publish_on_commit(
+            [customer_group(conversation.customer_id, conversation.workstream_id)], conversation_frame(conversation)
+        )
     agent_groups = [SUPERVISORS_GROUP]
     for agent_id in (conversation.agent_id, previous_agent_id):
         if agent_id:

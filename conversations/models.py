@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from agents.models import Agent
 from workstreams.models import AuthenticationSetting, ChatWidget, Queue, Workstream
@@ -108,6 +110,35 @@ class EndedBy(models.TextChoices):
     SYSTEM = "system", _("System")
 
 
+class Label(models.Model):
+    """A contact reason agents set on conversations (``conversations.services.conversation_labels_set``);
+    defined in the admin, filtered on in the inbox, the supervisor view, the API and the reports."""
+
+    name = models.SlugField(
+        _("name"),
+        max_length=50,
+        unique=True,
+        allow_unicode=True,
+        help_text=_("Lower-case letters, digits, hyphens and underscores, as agents and the API name it: billing."),
+    )
+    colour = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#64748b",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour is # and six hexadecimal digits: #1d4ed8."))],
+        help_text=_("The label's colour in the inbox, as #RRGGBB."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = pgettext_lazy("conversation", "label")
+        verbose_name_plural = pgettext_lazy("conversation", "labels")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Conversation(models.Model):
     workstream = models.ForeignKey(
         Workstream, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("workstream")
@@ -170,6 +201,9 @@ class Conversation(models.Model):
         _("left as an offline message"),
         default=False,
         help_text=_("Left outside operating hours with the offline form: the customer is answered by email."),
+    )
+    labels = models.ManyToManyField(
+        Label, blank=True, related_name="conversations", verbose_name=pgettext_lazy("conversation", "labels")
     )
 
     class Meta:

@@ -65,6 +65,21 @@ class CloseInput(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
 
 
+class LabelsDoc(serializers.Serializer):
+    """For the schema: the engine checks the list itself (conversations.services.labels)."""
+
+    labels = serializers.ListField(child=serializers.CharField(max_length=50), max_length=20)
+
+
+class LabelOut(serializers.Serializer):
+    name = serializers.CharField()
+    colour = serializers.CharField()
+
+
+class LabelListOut(serializers.Serializer):
+    labels = LabelOut(many=True)
+
+
 class TransferInput(serializers.Serializer):
     agent_id = serializers.IntegerField(required=False, min_value=1)
     queue_id = serializers.IntegerField(required=False, min_value=1)
@@ -138,6 +153,7 @@ class AgentConversationOut(ConversationOut):
     last_customer_message_at = serializers.DateTimeField(allow_null=True)
     last_activity_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
+    labels = serializers.ListField(child=serializers.CharField())
 
 
 class MessagePageOut(serializers.Serializer):

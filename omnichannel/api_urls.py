@@ -43,5 +43,7 @@ urlpatterns = [
     path(conversation + "close/", api.CloseApi.as_view(), name="api-agent-close"),
     path(conversation + "transfer/", api.TransferApi.as_view(), name="api-agent-transfer"),
     path(conversation + "transcript/", api.AgentTranscriptApi.as_view(), name="api-agent-transcript"),
+    path(conversation + "labels/", api.LabelsApi.as_view(), name="api-agent-labels"),
+    path("v1/agent/labels/", api.LabelListApi.as_view(), name="api-agent-label-list"),
     re_path(r"^", not_found, name="api-not-found"),  # keep last: everything else under /api/
 ]

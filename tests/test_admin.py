@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations import services
-from conversations.models import OutboundEmail
+from conversations.models import Label, OutboundEmail
 from tests.factories import (
     AgentFactory,
     AuthenticationSettingFactory,
@@ -53,6 +53,8 @@ def populated(superuser):
     conversation = services.customer_message_send(
         widget=widget, customer=customer, body="<script>alert(1)</script>"
     ).conversation
+    label = Label.objects.create(name="billing", colour="#2563eb")
+    services.conversation_labels_set(conversation_id=conversation.pk, user=superuser, labels=[label.name])
     # The outbox of emails (its change page previews the HTML in a sandboxed frame).
     services.conversation_transcript_email(conversation_id=conversation.pk, to="carol@example.com")
     call_command("agent_token", agent.user.username, stdout=io.StringIO())

@@ -150,6 +150,9 @@ MATRIX: dict[str, list[Probe]] = {
     C + "close/": [Probe("post", ACT_ON_CONVERSATION, data=lambda w: {"notes": "done"})],
     C + "transfer/": [Probe("post", ACT_ON_CONVERSATION, data=to_other_queue)],
     C + "transcript/": [Probe("post", READ_CONVERSATION, data=lambda w: {"email": "someone@example.com"}, reads=True)],
+    # Labels: whoever may read the conversation may label it (staff: any).
+    C + "labels/": [Probe("put", READ_CONVERSATION, data=lambda w: {"labels": []}, reads=True)],
+    "api/v1/agent/labels/": [Probe("get", every(UNAUTHENTICATED, agent=OK, other_agent=OK, staff=OK, superuser=OK))],
     "api/^": [Probe("get", every(NOT_FOUND)), Probe("post", every(NOT_FOUND))],
     # --- The inbox and the supervisor view (HTML; htmx requests get the status of a refusal).
     "agent/": [Probe("get", AGENTS)],
@@ -162,6 +165,7 @@ MATRIX: dict[str, list[Probe]] = {
     P + "email-transcript/": [
         Probe("post", READ_CONVERSATION, data=lambda w: {"email": "someone@example.com"}, htmx=True, reads=True)
     ],
+    P + "labels/": [Probe("post", READ_CONVERSATION, data=lambda w: {"labels": []}, htmx=True, reads=True)],
     P + "<slug:action>/": [
         Probe("post", ACT_ON_CONVERSATION, action=action, data=target_other_queue, htmx=True, label=action)
         for action in ("pick", "wait", "resume", "end", "close", "transfer")

@@ -319,7 +319,10 @@ class WorkstreamAdmin(admin.ModelAdmin):
         (_("Persistent chat"), {"fields": ["keep_same_agent", "affinity_timeout", "waiting_timeout"]}),
         (_("Timeouts"), {"fields": ["open_timeout", "disconnect_grace"]}),
         (_("Email"), {"fields": ["email_unread_after"]}),
-        (_("Wrap-up"), {"fields": ["wrap_up_timeout", "wrap_up_capacity", "wrap_up_block_duration"]}),
+        (
+            _("Wrap-up"),
+            {"fields": ["wrap_up_timeout", "wrap_up_capacity", "wrap_up_block_duration", "label_required"]},
+        ),
     ]
 
     def get_queryset(self, request):

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent, Presence
+from conversations.models import Label
 from workstreams.models import (
     AuthenticationKey,
     AuthenticationSetting,
@@ -116,6 +117,9 @@ def _upsert(model, lookup: dict, values: dict):
     return obj
 
 
+DEMO_LABELS = {"billing": "#2563eb", "delivery": "#16a34a", "returns": "#d97706"}
+
+
 @transaction.atomic
 def seed_demo() -> SeedResult:
     """Create or update the demo data; running it again changes nothing."""
@@ -183,6 +187,10 @@ def seed_demo() -> SeedResult:
     elif key.public_key.strip() != pem.strip():
         key.public_key = pem
         key.save()
+
+    # Contact reasons agents set in the inbox (docs/protocol.md, "Labels").
+    for name, colour in DEMO_LABELS.items():
+        _upsert(Label, {"name": name}, {"colour": colour})
 
     origins = _site_origins()
     widgets = [

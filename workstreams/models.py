@@ -368,6 +368,11 @@ class Workstream(models.Model):
             "customer can reply by email. Empty: never. Default: 5 minutes."
         ),
     )
+    label_required = models.BooleanField(
+        _("label required at wrap-up"),
+        default=False,
+        help_text=_("An agent cannot close a conversation of this workstream before giving it at least one label."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

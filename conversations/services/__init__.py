@@ -10,6 +10,7 @@ modules, each importing only those after it in this list:
 
 - ``continuity``: beyond the tab: unread answers by email, replies by email, transcripts,
   offline messages (conversations.emails composes and sends)
+- ``labels``: the contact reasons agents set on a conversation
 - ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
@@ -43,6 +44,7 @@ from conversations.services.continuity import (
     customer_messages_fetched,
     customer_offline_message,
 )
+from conversations.services.labels import MAX_LABELS, conversation_labels_set
 from conversations.services.lifecycle import (
     conversation_affinity_expire,
     conversation_auto_close,
@@ -81,6 +83,7 @@ from conversations.services.presence import (
 __all__ = [
     "MAX_BODY",
     "MAX_CLIENT_ID",
+    "MAX_LABELS",
     "SendResult",
     "aagent_message_append",
     "acustomer_message_append",
@@ -100,6 +103,7 @@ __all__ = [
     "conversation_close",
     "conversation_end",
     "conversation_force_close",
+    "conversation_labels_set",
     "conversation_mark_read",
     "conversation_pick",
     "conversation_resume",

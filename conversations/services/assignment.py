@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Avg, DurationField, ExpressionWrapper, F
+from django.db.models import Avg, DurationField, ExpressionWrapper, F, prefetch_related_objects
 from django.utils import timezone
 
 from agents.models import Agent
@@ -115,6 +115,8 @@ def _assign_all(pairs: list[tuple[Conversation, Agent]], now: datetime, used: di
         agents[agent.pk] = agent
     Message.objects.bulk_create([message for _, _, message in joined])  # one INSERT for the batch
     _save_fields_of([conversation for conversation, _, _ in joined], _ASSIGNED_FIELDS)
+    # The agent-facing frames carry the labels: one query for the batch, not one each.
+    prefetch_related_objects([conversation for conversation, _, _ in joined], "labels")
     for conversation, previous, message in joined:
         events.publish_message(message)
         events.publish_conversation(conversation, previous_agent_id=previous)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from agents.models import Agent, Presence
 from conversations import events, jobs
@@ -164,6 +165,9 @@ def conversation_close(*, conversation_id: int, agent: Agent, notes: str = "") -
         raise ValidationFailed("notes must be a string of at most 10,000 characters, without nulls")
     with transaction.atomic():
         conversation = _locked_mine(conversation_id, agent, Status.WRAP_UP)
+        if conversation.workstream.label_required and not conversation.labels.exists():
+            message = _("Give the conversation a label before closing it.")
+            raise ValidationFailed(message, fields={"labels": message})
         _move(conversation, Status.CLOSED)
         conversation.closed_at = now
         conversation.wrap_up_notes = notes.strip()

@@ -107,6 +107,14 @@ document.body.addEventListener("htmx:afterSwap", (event) => {
   if (details) details.open = false;
 });
 
+// --- Labels: each in its colour, set through the CSSOM (the page's policy allows no inline style) --
+
+function paintLabels() {
+  document.querySelectorAll(".chip[data-colour]").forEach((chip) => chip.style.setProperty("--chip", chip.dataset.colour));
+}
+paintLabels();
+document.body.addEventListener("htmx:afterSettle", paintLabels);
+
 document.body.addEventListener("htmx:sendError", () => {
   showToast("", { kind: "error", text: strings.offline });
 });
@@ -253,7 +261,11 @@ function updateWaiting(queueId, waiting) {
 
 const refreshSidebar = debounce(() => {
   const id = currentId();
-  const url = root.dataset.sidebarUrl + (id ? `?current=${id}` : "");
+  const query = new URLSearchParams();
+  if (id) query.set("current", id);
+  const label = document.getElementById("label-filter-select");
+  if (label && label.value) query.set("label", label.value);
+  const url = root.dataset.sidebarUrl + (query.size ? `?${query}` : "");
   htmx.ajax("GET", url, { target: "#sidebar", swap: "innerHTML" }).then(updateTitle);
 }, 250);
 

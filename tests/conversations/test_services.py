@@ -215,7 +215,8 @@ def test_a_drains_statements_do_not_grow_with_its_batch(live, queue):
         with CaptureQueriesContext(connection) as captured:
             assert queues_drain() == size
         counts.append(len(captured))
-    assert counts[0] == counts[1] <= 17, counts  # 13 statements and 4 savepoint commands
+    # 14 statements (one reads the batch's labels for the agents' frames) and 4 savepoint commands
+    assert counts[0] == counts[1] <= 18, counts
     assert Conversation.objects.filter(status=Status.ACTIVE, agent__isnull=True).count() == 0
     assert set(Agent.objects.values_list("presence", flat=True)) == {Presence.BUSY}
     assert Agent.objects.filter(last_assigned_at__isnull=True).count() == 0
