@@ -72,6 +72,20 @@ def agent_required(view: Callable) -> Callable:
     return wrapper
 
 
+def reader_required(view: Callable) -> Callable:
+    """Logged in and an agent or staff (a supervisor reads any conversation without a profile)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        request.agent = _agent(request)
+        if request.agent is None and not request.user.is_staff:
+            raise PermissionDenied(_("Only agents can use the inbox."))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def staff_required(view: Callable) -> Callable:
     @login_required
     @wraps(view)
@@ -254,12 +268,9 @@ def _transfer_target(request: HttpRequest) -> tuple[Agent | None, Queue | None]:
 
 
 @require_POST
-@login_required
+@reader_required
 def labels(request: HttpRequest, pk: int) -> HttpResponse:
     """The conversation's labels become the ticked ones (conversations.services.labels)."""
-    request.agent = _agent(request)
-    if request.agent is None and not request.user.is_staff:
-        raise PermissionDenied(_("Only agents can use the inbox."))
     page = reverse("agents:conversation", args=[pk])
     try:
         services.conversation_labels_set(conversation_id=pk, user=request.user, labels=request.POST.getlist("labels"))
@@ -288,12 +299,9 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@reader_required
 def transcript(request: HttpRequest, pk: int) -> HttpResponse:
     """The conversation as plain text, for download."""
-    request.agent = _agent(request)
-    if request.agent is None and not request.user.is_staff:
-        raise PermissionDenied(_("Only agents can use the inbox."))
     conversation = _readable(request, pk)
     response = HttpResponse(selectors.transcript_text(conversation), content_type="text/plain; charset=utf-8")
     stamp = timezone.localtime(conversation.created_at).strftime("%Y-%m-%d")
@@ -302,13 +310,10 @@ def transcript(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@reader_required
 def email_transcript(request: HttpRequest, pk: int) -> HttpResponse:
     """The messages the customer saw (no notes) to an address the agent gives (docs/email.md);
     as ``POST /api/v1/agent/conversations/{id}/transcript/``, with its rate limit."""
-    request.agent = _agent(request)
-    if request.agent is None and not request.user.is_staff:
-        raise PermissionDenied(_("Only agents can use the inbox."))
     conversation = _readable(request, pk)
     page = reverse("agents:conversation", args=[pk])
     address = request.POST.get("email", "").strip()

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from conversations import services
 from conversations.models import Label, Status
-from tests.factories import CustomerFactory
+from tests.agents.test_supervisor import start
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -22,14 +22,6 @@ def defined(db):
         Label.objects.create(name="billing", colour="#2563eb"),
         Label.objects.create(name="delivery", colour="#16a34a"),
     ]
-
-
-def start(widget, body="Hello"):
-    customer = CustomerFactory(
-        authentication_setting=widget.authentication_setting,
-        widget=None if widget.authentication_setting_id else widget,
-    )
-    return services.customer_message_send(widget=widget, customer=customer, body=body).conversation
 
 
 def row_ids(html: str) -> set[int]:
