@@ -42,6 +42,5 @@ def conversation_labels_set(*, conversation_id: int, user, labels: object) -> Co
             message = _("No such label: %(names)s.") % {"names": ", ".join(unknown)}
             raise ValidationFailed(message, fields={"labels": message})
         conversation.labels.set([found[name] for name in names])
-        conversation._prefetched_objects_cache = {}  # the published object reads them again
         events.publish_conversation(conversation, to_customer=False)
     return conversation
