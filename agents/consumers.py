@@ -187,9 +187,9 @@ class AgentConsumer(ProtocolConsumer):
         client_id = required(frame, "client_id")
         body = required(frame, "body")
         result = await realtime.aagent_message_send(
-            conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
+            conversation_id=conversation_id, agent=agent, body=body, client_id=client_id, internal=frame.get("internal")
         )
-        await self.send_message(events.message_object(result.message), force=not result.created)
+        await self.send_message(events.message_object(result.message, for_agent=True), force=not result.created)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         self._require_agent()

@@ -186,7 +186,8 @@ def board(
 
 
 def transcript_text(conversation: Conversation) -> str:
-    """A conversation as plain text: a header, then one block per message, in order."""
+    """A conversation as plain text: a header, then one block per message the customer saw, in
+    order (a transcript is a document that may reach the customer: no internal notes)."""
 
     def stamp(value: datetime | None) -> str:
         return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"
@@ -205,7 +206,8 @@ def transcript_text(conversation: Conversation) -> str:
     if conversation.wrap_up_notes:
         lines.append(_("Wrap-up notes: %(notes)s") % {"notes": conversation.wrap_up_notes})
     lines.append("")
-    for message in Message.objects.filter(conversation=conversation).order_by("seq").iterator(chunk_size=2000):
+    messages = Message.objects.filter(conversation=conversation, customer_seq__isnull=False).order_by("seq")
+    for message in messages.iterator(chunk_size=2000):
         author = message.author or (_("System") if message.sender == Sender.SYSTEM else message.get_sender_display())
         lines.append(f"[{stamp(message.created_at)}] {author}:")
         lines.extend(f"    {line}" for line in message.body.splitlines() or [""])

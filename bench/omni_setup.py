@@ -171,13 +171,14 @@ def history(messages: int) -> dict:
         assigned_at=now,
         last_activity_at=now,
         last_seq=messages,
+        customer_last_seq=messages,
     )
     table = Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {table} (conversation_id, seq, sender, author, kind, body, client_id, created_at, agent_id,
-                                 channel)
-            SELECT %s, n, CASE WHEN n %% 2 = 0 THEN 'agent' ELSE 'customer' END, 'bench', '',
+            f"""INSERT INTO {table} (conversation_id, seq, customer_seq, sender, author, kind, body, client_id,
+                                 created_at, agent_id, channel)
+            SELECT %s, n, n, CASE WHEN n %% 2 = 0 THEN 'agent' ELSE 'customer' END, 'bench', '',
                    'History message number ' || n, md5(n::text), %s - (%s - n) * interval '1 second', NULL,
                    'chat'
             FROM generate_series(1, %s) AS n""",  # noqa: S608 - the table name is the model's
@@ -224,6 +225,7 @@ def assignment(conversations: int, agents: int, *, keep_ongoing: bool = False, c
                 last_activity_at=start,
                 last_customer_message_at=start,
                 last_seq=1,
+                customer_last_seq=1,
                 offline_notified=True,
             )
             for n, customer in enumerate(people)
@@ -234,6 +236,7 @@ def assignment(conversations: int, agents: int, *, keep_ongoing: bool = False, c
                 Message(
                     conversation=c,
                     seq=1,
+                    customer_seq=1,
                     sender=Sender.CUSTOMER,
                     author=c.customer.display_name,
                     body="Hello, anyone there?",

@@ -43,12 +43,16 @@ class ReadOnlyAdminMixin:
 
 class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Message
-    fields = ["seq", "created_at", "sender", "author", "kind", "channel", "body"]
+    fields = ["seq", "created_at", "sender", "author", "kind", "channel", "note", "body"]
     readonly_fields = fields
     ordering = ["seq"]
     extra = 0
     can_delete = False
     verbose_name_plural = _("messages (full history)")
+
+    @admin.display(boolean=True, description=_("internal note"))
+    def note(self, message: Message) -> bool:
+        return message.internal
 
 
 class ReassignForm(forms.Form):
@@ -100,7 +104,15 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [MessageInline]
     actions = ["force_close", "reassign"]
     fieldsets = [
-        (None, {"fields": ["status", "workstream", "widget", "queue", "agent", "customer", "language", "last_seq"]}),
+        (
+            None,
+            {
+                "fields": [
+                    *("status", "workstream", "widget", "queue", "agent", "customer", "language"),
+                    *("last_seq", "customer_last_seq"),
+                ]
+            },
+        ),
         (
             _("Timeline"),
             {

@@ -78,18 +78,18 @@ PAGE_PARAMETERS = [
 BEARER = [OpenApiParameter("Authorization", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Bearer <token>")]
 
 
-def _page(conversation_id: int | None, query_params) -> dict:
+def _page(conversation_id: int | None, query_params, *, for_agent: bool) -> dict:
     query = MessagePageQuery(data=query_params)
     query.is_valid(raise_exception=True)
     if conversation_id is None:
         return {"messages": [], "has_more": False}
-    messages, has_more = message_page(conversation_id, **query.validated_data)
-    return {"messages": [events.message_object(m) for m in messages], "has_more": has_more}
+    messages, has_more = message_page(conversation_id, **query.validated_data, for_customer=not for_agent)
+    return {"messages": [events.message_object(m, for_agent=for_agent) for m in messages], "has_more": has_more}
 
 
-def _send_response(result: services.SendResult) -> Response:
+def _send_response(result: services.SendResult, *, for_agent: bool) -> Response:
     return Response(
-        events.message_object(result.message),
+        events.message_object(result.message, for_agent=for_agent),
         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
     )
 
@@ -166,7 +166,7 @@ class CustomerMessagesApi(WidgetApiView):
         widget = self.widget(widget_key)
         customer = self.customer(request, widget)
         conversation = current_conversation(customer, widget.workstream)
-        page = _page(conversation.pk if conversation else None, request.query_params)
+        page = _page(conversation.pk if conversation else None, request.query_params, for_agent=False)
         if page["messages"]:
             # What the customer read here reached it: not emailed as unread (docs/email.md).
             services.customer_messages_fetched(customer=customer)
@@ -184,7 +184,9 @@ class CustomerMessagesApi(WidgetApiView):
                 customer=customer,
                 body=data.validated_data["body"],
                 client_id=data.validated_data.get("client_id"),
-            )
+                internal=data.validated_data.get("internal"),
+            ),
+            for_agent=False,
         )
 
 
@@ -231,7 +233,8 @@ class OfflineMessageApi(WidgetApiView):
                 name=data.validated_data.get("name", "").strip(),
                 email=data.validated_data["email"],
                 body=data.validated_data["body"],
-            )
+            ),
+            for_agent=False,
         )
 
 
@@ -275,7 +278,9 @@ class InboundEmailApi(APIView):
             return _inbound_answer("rejected", inbound.SENDER_MISMATCH)
         except (BodyEmpty, BodyTooLong, ValidationFailed) as error:
             return _inbound_answer("rejected", {"body_empty": inbound.EMPTY}.get(error.code, inbound.MALFORMED))
-        return _inbound_answer("accepted", None, conversation_id=result.message.conversation_id, seq=result.message.seq)
+        return _inbound_answer(
+            "accepted", None, conversation_id=result.message.conversation_id, seq=result.message.customer_seq
+        )
 
 
 def _inbound_answer(outcome: str, reason: str | None, **extra: object) -> Response:
@@ -396,7 +401,7 @@ class AgentConversationApi(AgentApiView):
 class AgentMessagesApi(AgentApiView):
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: MessagePageOut, **ERRORS})
     def get(self, request: Request, conversation_id: int) -> Response:
-        return Response(_page(self.visible_id(request, conversation_id), request.query_params))
+        return Response(_page(self.visible_id(request, conversation_id), request.query_params, for_agent=True))
 
     @extend_schema(request=MessageSendDoc, responses={200: MessageOut, 201: MessageOut, **ERRORS})
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -408,7 +413,9 @@ class AgentMessagesApi(AgentApiView):
                 agent=self.agent(request),
                 body=data.validated_data["body"],
                 client_id=data.validated_data.get("client_id"),
-            )
+                internal=data.validated_data.get("internal"),
+            ),
+            for_agent=True,
         )
 
 

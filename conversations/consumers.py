@@ -436,7 +436,7 @@ class WidgetConsumer(ProtocolConsumer):
         if conversation is None:
             return None, [], False
         self._track(conversation.pk, conversation.agent_id)
-        messages, has_more = message_page(conversation.pk, after_seq=after_seq, limit=MAX_PAGE)
+        messages, has_more = message_page(conversation.pk, after_seq=after_seq, limit=MAX_PAGE, for_customer=True)
         return (
             events.conversation_object(conversation),
             [events.message_object(m) for m in messages],
@@ -462,7 +462,7 @@ class WidgetConsumer(ProtocolConsumer):
         if not await ratelimit.aallow(key, *MESSAGE_RATE):
             raise RateLimited(retry_after=_seconds(await ratelimit.aretry_after(key, MESSAGE_RATE[1])))
         result = await realtime.acustomer_message_send(
-            widget=self.widget, customer=self.customer, body=body, client_id=client_id
+            widget=self.widget, customer=self.customer, body=body, client_id=client_id, internal=frame.get("internal")
         )
         if result.conversation.pk != self.conversation_id and result.created:
             self._track(result.conversation.pk, result.conversation.agent_id)

@@ -55,16 +55,22 @@ def _iso(value) -> str | None:
 # --- Objects --------------------------------------------------------------------------------------
 
 
-def message_object(message: Message) -> dict[str, Any]:
+def message_object(message: Message, *, for_agent: bool = False) -> dict[str, Any]:
+    """A message as its customer sees it (``seq``: the customer's numbering), or as agents do
+    (``for_agent``: every message numbered, internal notes included). A note never has a
+    customer's object: asking for one is a bug that would leak it."""
+    if not for_agent and message.internal:
+        raise ValueError("an internal note has no customer-facing object")
     return {
         "conversation_id": message.conversation_id,
-        "seq": message.seq,
+        "seq": message.seq if for_agent else message.customer_seq,
         "client_id": message.client_id,
         "sender": message.sender,
         "author": message.author,
         "kind": message.kind or None,
         "body": message.body,
         "channel": message.channel,
+        "internal": message.internal,
         "created_at": _iso(message.created_at),
     }
 
@@ -77,7 +83,7 @@ def conversation_object(conversation: Conversation, *, for_agent: bool = False) 
         "mode": conversation.mode,
         "customer_can_end": conversation.customer_can_end,
         "agent": {"id": agent.pk, "name": agent.display_name} if agent else None,
-        "last_seq": conversation.last_seq,
+        "last_seq": conversation.last_seq if for_agent else conversation.customer_last_seq,
         "created_at": _iso(conversation.created_at),
         "closed_at": _iso(conversation.closed_at),
     }
@@ -126,8 +132,8 @@ def agent_object(agent, now=None, used: int | None = None) -> dict[str, Any]:
 # --- Frames ---------------------------------------------------------------------------------------
 
 
-def message_frame(message: Message) -> dict[str, Any]:
-    return {"type": "message", "message": message_object(message)}
+def message_frame(message: Message, *, for_agent: bool = False) -> dict[str, Any]:
+    return {"type": "message", "message": message_object(message, for_agent=for_agent)}
 
 
 def conversation_frame(conversation: Conversation, *, for_agent: bool = False) -> dict[str, Any]:
@@ -274,16 +280,25 @@ def publish_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:
     transaction.on_commit(lambda: publish_now(groups, frame))
 
 
-def _message_groups(message: Message) -> list[str]:
+def _message_sends(message: Message) -> list[tuple[list[str], dict[str, Any]]]:
+    """Who gets which frame of a message: an internal note only the agents' groups; any other
+    message the customer too, in one frame while both numberings agree (a conversation without
+    notes, nearly all of them), else each side its own."""
     conversation = message.conversation
-    groups = [customer_group(conversation.customer_id, conversation.workstream_id), SUPERVISORS_GROUP]
+    agents = [SUPERVISORS_GROUP]
     if conversation.agent_id:
-        groups.append(agent_group(conversation.agent_id))
-    return groups
+        agents.append(agent_group(conversation.agent_id))
+    if message.internal:
+        return [(agents, message_frame(message, for_agent=True))]
+    customer = customer_group(conversation.customer_id, conversation.workstream_id)
+    if message.seq == message.customer_seq:
+        return [([customer, *agents], message_frame(message))]
+    return [([customer], message_frame(message)), (agents, message_frame(message, for_agent=True))]
 
 
 def publish_message(message: Message) -> None:
-    publish_on_commit(_message_groups(message), message_frame(message))
+    for groups, frame in _message_sends(message):
+        publish_on_commit(groups, frame)
 
 
 def publish_message_now(message: Message) -> None:
@@ -291,7 +306,8 @@ def publish_message_now(message: Message) -> None:
     one-statement path of conversations.services): to this loop's publisher, now."""
     layer = get_channel_layer()
     if layer is not None:
-        _publish_later(layer, _message_groups(message), {"type": "broadcast", "frame": message_frame(message)})
+        for groups, frame in _message_sends(message):
+            _publish_later(layer, groups, {"type": "broadcast", "frame": frame})
 
 
 def publish_conversation(

@@ -160,7 +160,14 @@ class Conversation(models.Model):
     )
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.OPEN)
     language = models.CharField(_("language"), max_length=8)
-    last_seq = models.PositiveIntegerField(_("last seq"), default=0)
+    last_seq = models.PositiveIntegerField(
+        _("last seq"), default=0, help_text=_("Every message counts, internal notes included: the agents' numbering.")
+    )
+    customer_last_seq = models.PositiveIntegerField(
+        _("last seq the customer sees"),
+        default=0,
+        help_text=_("Messages the customer sees (not internal notes): the customer's numbering, without gaps."),
+    )
 
     created_at = models.DateTimeField(_("created"))
     queued_at = models.DateTimeField(
@@ -248,8 +255,15 @@ class Channel(models.TextChoices):
 
 
 class Message(models.Model):
+    """A message of a conversation. ``seq`` numbers every message (agents' clients); an
+    internal note (written by an agent for agents) has no ``customer_seq``, which numbers the
+    messages a customer sees, so the customer's numbering has no gaps (docs/protocol.md)."""
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveIntegerField(_("seq"))
+    customer_seq = models.PositiveIntegerField(
+        _("seq the customer sees"), null=True, blank=True, help_text=_("Empty for an internal note.")
+    )
     sender = models.CharField(_("sender"), max_length=8, choices=Sender.choices)
     agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     author = models.CharField(_("author"), max_length=255, blank=True)
@@ -265,6 +279,8 @@ class Message(models.Model):
         ordering = ["conversation", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_unique_seq"),
+            # The customer's pages; notes (NULL) are outside it.
+            models.UniqueConstraint(fields=["conversation", "customer_seq"], name="message_unique_customer_seq"),
             models.UniqueConstraint(
                 fields=["conversation", "sender", "client_id"],
                 condition=models.Q(client_id__isnull=False),
@@ -274,6 +290,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation_id}#{self.seq} {self.sender}"
+
+    @property
+    def internal(self) -> bool:
+        """An internal note: agents see it, the customer never does."""
+        return self.customer_seq is None
 
 
 class EmailKind(models.TextChoices):

@@ -90,6 +90,7 @@ def _customer_data(customer: Customer) -> dict[str, Any]:
 def _message_data(message: Message) -> dict[str, Any]:
     return {
         "seq": message.seq,
+        "internal": message.internal,  # an agent's note about the customer: stored about them too
         "sender": message.sender,
         "author": message.author,
         "kind": message.kind or None,

@@ -69,7 +69,12 @@ def resolve(widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef) ->
 
 
 async def acustomer_message_send(
-    *, widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object = None
+    *,
+    widget: ChatWidget | WidgetRef,
+    customer: Customer | CustomerRef,
+    body: object,
+    client_id: object = None,
+    internal: object = False,
 ) -> SendResult:
     """``customer_message_send`` for a consumer: on the event loop when the message only appends;
     otherwise the full path, with the widget and the customer read again (``resolve``)."""
@@ -80,17 +85,20 @@ async def acustomer_message_send(
             customer_id=customer.pk,
             body=body,
             client_id=client_id,
+            internal=internal,
         )
         if result is not None:
             return result
-    return await frame_sync_to_async(_resolved_customer_message_send)(widget, customer, body, client_id)
+    return await frame_sync_to_async(_resolved_customer_message_send)(widget, customer, body, client_id, internal)
 
 
 def _resolved_customer_message_send(
-    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object
+    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object, internal: object
 ) -> SendResult:
     widget, customer = resolve(widget, customer)
-    return services.customer_message_send(widget=widget, customer=customer, body=body, client_id=client_id)
+    return services.customer_message_send(
+        widget=widget, customer=customer, body=body, client_id=client_id, internal=internal
+    )
 
 
 def resolved_customer_conversation_end(*, widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef):
@@ -100,15 +108,16 @@ def resolved_customer_conversation_end(*, widget: ChatWidget | WidgetRef, custom
 
 
 async def aagent_message_send(
-    *, conversation_id: int, agent: Agent, body: object, client_id: object = None
+    *, conversation_id: int, agent: Agent, body: object, client_id: object = None, internal: object = False
 ) -> SendResult:
-    """``agent_message_send`` for a consumer: on the event loop when the message only appends."""
-    if asyncdb.enabled():
+    """``agent_message_send`` for a consumer: on the event loop when the message only appends
+    (an internal note never does: it takes the full path)."""
+    if asyncdb.enabled() and not services.clean_internal(internal):
         result = await services.aagent_message_append(
             conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
         )
         if result is not None:
             return result
     return await frame_sync_to_async(services.agent_message_send)(
-        conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
+        conversation_id=conversation_id, agent=agent, body=body, client_id=client_id, internal=internal
     )

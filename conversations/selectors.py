@@ -147,24 +147,34 @@ MAX_PAGE = 200
 
 
 def message_page(
-    conversation_id: int, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = DEFAULT_PAGE
+    conversation_id: int,
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int = DEFAULT_PAGE,
+    for_customer: bool = False,
 ) -> tuple[list, bool]:
     """A page of messages in ascending ``seq`` and whether there are more in that direction:
     after ``after_seq`` (oldest first: what a reconnecting client missed), before
-    ``before_seq`` (the page just older), or the latest ``limit``. Uses the
-    ``(conversation, seq)`` unique index; the statement is written out once (omnichannel.rows:
-    every history request and reconnect runs it)."""
+    ``before_seq`` (the page just older), or the latest ``limit``. ``for_customer``: the
+    messages a customer sees, by the customer's numbering (``customer_seq``: no internal
+    notes). Uses the ``(conversation, seq)`` or ``(conversation, customer_seq)`` unique index;
+    the statement is written out once (omnichannel.rows: every history request and reconnect
+    runs it)."""
     limit = max(1, min(int(limit), MAX_PAGE))
     if not 0 < conversation_id <= rows.MAX_ID:
         return [], False
+    seq = "customer_seq" if for_customer else "seq"
     if after_seq is not None:
         after_seq = min(after_seq, rows.MAX_ID)  # no seq is larger: nothing after it
-        condition, params, newest_first = "AND seq > %s ORDER BY seq", [after_seq], False
+        condition, params, newest_first = f"AND {seq} > %s ORDER BY {seq}", [after_seq], False
     elif before_seq is not None:
         before_seq = min(before_seq, rows.MAX_ID)  # every seq is before it
-        condition, params, newest_first = "AND seq < %s ORDER BY seq DESC", [before_seq], True
+        condition, params, newest_first = f"AND {seq} < %s ORDER BY {seq} DESC", [before_seq], True
+    elif for_customer:
+        condition, params, newest_first = f"AND {seq} IS NOT NULL ORDER BY {seq} DESC", [], True
     else:
-        condition, params, newest_first = "ORDER BY seq DESC", [], True
+        condition, params, newest_first = f"ORDER BY {seq} DESC", [], True
     with connection.cursor() as cursor:
         cursor.execute(
             f"{rows.select(Message)} WHERE conversation_id = %s {condition} LIMIT %s",
@@ -219,8 +229,11 @@ UNREAD_HORIZON = timedelta(days=3)
 
 
 def customer_visible_messages(conversation_id: int, *, after_seq: int = 0):
-    """The messages of a conversation its customer sees (a transcript, an email), oldest first."""
-    return Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("seq")
+    """The messages of a conversation its customer sees (a transcript, an email: no internal
+    notes), oldest first. ``after_seq``: the agents' numbering (``Conversation.emailed_seq``)."""
+    return Message.objects.filter(
+        conversation_id=conversation_id, seq__gt=after_seq, customer_seq__isnull=False
+    ).order_by("seq")
 
 
 def unread_replies(conversation: Conversation, now: datetime) -> list[Message]:

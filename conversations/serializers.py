@@ -35,6 +35,8 @@ class MessagePageQuery(serializers.Serializer):
 class MessageSend(serializers.Serializer):
     client_id = FrameText(max_length=64, required=False, allow_null=True, trim_whitespace=False)
     body = FrameText(allow_blank=True, trim_whitespace=False)
+    # As the socket reads it: the engine checks it (true or false; services.clean_internal).
+    internal = serializers.JSONField(required=False, allow_null=True)
 
 
 class MessageSendDoc(serializers.Serializer):
@@ -43,6 +45,9 @@ class MessageSendDoc(serializers.Serializer):
 
     client_id = serializers.CharField(max_length=64, required=False, allow_null=True)
     body = serializers.RegexField(r"\S", max_length=4000)
+    internal = serializers.BooleanField(
+        required=False, default=False, help_text="An agent's internal note: agents see it, the customer never does."
+    )
 
 
 class TranscriptInput(serializers.Serializer):
@@ -117,6 +122,7 @@ class MessageOut(serializers.Serializer):
     kind = serializers.CharField(allow_null=True)
     channel = serializers.ChoiceField(choices=["chat", "email"])
     body = serializers.CharField()
+    internal = serializers.BooleanField(help_text="An internal note (only agents ever see one).")
     created_at = serializers.DateTimeField()
 
 

@@ -11,7 +11,8 @@ modules, each importing only those after it in this list:
 - ``continuity``: beyond the tab: unread answers by email, replies by email, transcripts,
   offline messages (conversations.emails composes and sends)
 - ``labels``: the contact reasons agents set on a conversation
-- ``messages``: a customer or an agent writes, an agent reads; the same rule carried out on the
+- ``messages``: a customer or an agent writes (an agent also internal notes), an agent reads;
+  the same rule carried out on the
   event loop's connection for a socket's message that only appends
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
 - ``presence``: an agent's presence, and an administrator's edit of the agent; a customer: who
@@ -65,6 +66,7 @@ from conversations.services.messages import (
     agent_message_send,
     clean_body,
     clean_client_id,
+    clean_internal,
     conversation_mark_read,
     customer_message_send,
 )
@@ -97,6 +99,7 @@ __all__ = [
     "agent_profile_update",
     "clean_body",
     "clean_client_id",
+    "clean_internal",
     "conversation_affinity_expire",
     "conversation_assign",
     "conversation_auto_close",

@@ -57,7 +57,7 @@ def queue_agents_set(*, queue_id: int, agent_ids: Iterable[int]) -> Queue:
     return queue
 
 
-# What an assignment writes: the fields _activate sets, and last_seq (the "joined" message).
+# What an assignment writes: the fields _activate sets, and both seqs (the "joined" message).
 _ASSIGNED_FIELDS = (
     "status",
     "agent",
@@ -69,6 +69,7 @@ _ASSIGNED_FIELDS = (
     "waiting_since",
     "last_activity_at",
     "last_seq",
+    "customer_last_seq",
 )
 
 

@@ -101,10 +101,16 @@ def _append(
     return message
 
 
-def _next_message(conversation: Conversation, now: datetime, **fields: object) -> Message:
-    """The conversation's next message (``seq``), not saved yet."""
+def _next_message(conversation: Conversation, now: datetime, *, internal: bool = False, **fields: object) -> Message:
+    """The conversation's next message (``seq``), not saved yet; unless it is an internal
+    note, also the customer's next one (``customer_seq``)."""
     conversation.last_seq += 1
-    return Message(conversation=conversation, seq=conversation.last_seq, created_at=now, **fields)
+    if not internal:
+        conversation.customer_last_seq += 1
+    customer_seq = None if internal else conversation.customer_last_seq
+    return Message(
+        conversation=conversation, seq=conversation.last_seq, customer_seq=customer_seq, created_at=now, **fields
+    )
 
 
 def _system(

@@ -35,6 +35,7 @@ from conversations import events
 from conversations.errors import (
     BodyEmpty,
     BodyTooLong,
+    Forbidden,
     InvalidTransition,
     NotFound,
     OutsideOperatingHours,
@@ -74,9 +75,14 @@ MAX_CLIENT_ID = 64
 
 # What a message that only appends changes in its conversation, by the side that writes it.
 _APPENDED_FIELDS = {
-    Sender.CUSTOMER: ("last_seq", "last_customer_message_at", "last_activity_at"),
-    Sender.AGENT: ("last_seq", "last_agent_message_at", "last_activity_at", "agent_read_seq"),
+    Sender.CUSTOMER: ("last_seq", "customer_last_seq", "last_customer_message_at", "last_activity_at"),
+    Sender.AGENT: ("last_seq", "customer_last_seq", "last_agent_message_at", "last_activity_at", "agent_read_seq"),
 }
+# What an internal note changes: only the agents' numbering, and the writer's read marker. It is
+# no answer (the customer is not waiting less, no email is due, a waiting conversation stays so).
+_NOTE_FIELDS = ("last_seq", "agent_read_seq")
+# Where an agent may leave a note: wherever it holds the conversation, wrap-up included.
+NOTE_STATUSES = (Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
 
 
 @dataclass
@@ -97,6 +103,13 @@ def clean_body(body: object) -> str:
     if "\x00" in body:  # no database stores it (PostgreSQL refuses it): bad input, not an outage
         raise ValidationFailed("body must not contain null characters")
     return body
+
+
+def clean_internal(internal: object) -> bool:
+    """``"internal"`` of a message: absent, true or false."""
+    if internal is None or isinstance(internal, bool):
+        return bool(internal)
+    raise ValidationFailed(_("internal must be true or false"), fields={"internal": _("Must be true or false.")})
 
 
 def clean_client_id(client_id: object) -> str | None:
@@ -181,11 +194,14 @@ def customer_message_send(
     client_id: object = None,
     channel: str = Channel.CHAT,
     offline: bool = False,
+    internal: object = False,
 ) -> SendResult:
     """A customer writes: into the ongoing conversation, or a new one (rule 1). The same
     ``client_id`` again returns the stored message instead of a duplicate. ``channel``: where
     it was written (the widget, or an email answered by conversations.services.continuity);
-    ``offline``: a live chat outside operating hours may start, as an offline message."""
+    ``offline``: a live chat outside operating hours may start, as an offline message.
+    ``internal``: a customer writes no internal note (``forbidden``)."""
+    _no_customer_note(internal)
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     now = timezone.now()
@@ -232,6 +248,11 @@ def customer_message_send(
     return SendResult(message, conversation, created=True)
 
 
+def _no_customer_note(internal: object) -> None:
+    if clean_internal(internal):
+        raise Forbidden(_("Only agents write internal notes."))
+
+
 def _resent(customer: Customer, workstream_id: int, ongoing: Conversation | None, client_id: str) -> Message | None:
     """The message this customer already sent with ``client_id``: in the ongoing conversation,
     or, when there is none (it ended meanwhile), in the customer's latest ones. Both lookups
@@ -262,10 +283,15 @@ def _agent_reachable(conversation: Conversation, now: datetime) -> bool:
     return conversation.queue.is_open(now) and bool(eligible_agent_ids(conversation, now))
 
 
-def agent_message_send(*, conversation_id: int, agent: Agent, body: object, client_id: object = None) -> SendResult:
-    """An agent writes; writing in a waiting conversation resumes it (rule 8)."""
+def agent_message_send(
+    *, conversation_id: int, agent: Agent, body: object, client_id: object = None, internal: object = False
+) -> SendResult:
+    """An agent writes; writing in a waiting conversation resumes it (rule 8). ``internal``: a
+    note for agents, which reaches no customer and changes nothing but the agents' numbering
+    (``_note``)."""
     body = clean_body(body)
     client_id = clean_client_id(client_id)
+    internal = clean_internal(internal)
     now = timezone.now()
     with transaction.atomic():
         # Its own row only (the message path needs no related object; they load on first use).
@@ -279,6 +305,8 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
             existing = _has_client_message([conversation.pk], Sender.AGENT, client_id)
             if existing is not None:
                 return SendResult(Message.objects.get(pk=existing), conversation, created=False)
+        if internal:
+            return SendResult(_note(conversation, now, agent=agent, body=body, client_id=client_id), conversation, True)
         if conversation.status not in (Status.ACTIVE, Status.WAITING):
             raise InvalidTransition()
         appends_only = _only_appends(conversation, Sender.AGENT, agent.pk)
@@ -307,6 +335,28 @@ def agent_message_send(*, conversation_id: int, agent: Agent, body: object, clie
     return SendResult(message, conversation, created=True)
 
 
+def _note(conversation: Conversation, now: datetime, *, agent: Agent, body: str, client_id: str | None) -> Message:
+    """An internal note in the agent's locked conversation: the next ``seq``, no ``customer_seq``,
+    published to agents only."""
+    if conversation.status not in NOTE_STATUSES:
+        raise InvalidTransition()
+    conversation.agent_read_seq = conversation.last_seq  # who writes has read what came before
+    message = _next_message(
+        conversation,
+        now,
+        internal=True,
+        sender=Sender.AGENT,
+        body=body,
+        agent=agent,
+        author=agent.display_name,
+        client_id=client_id,
+    )
+    _insert_message(message)
+    events.publish_message(message)
+    _save_fields(conversation, *_NOTE_FIELDS)
+    return message
+
+
 def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> int:
     """The agent has seen the conversation up to ``seq`` (the inbox's unread counts). Only
     moves forward and never past ``last_seq``; one conditional UPDATE, no lock needed.
@@ -330,13 +380,20 @@ def conversation_mark_read(*, conversation_id: int, agent: Agent, seq: int) -> i
 
 
 async def acustomer_message_append(
-    *, widget_id: int, workstream_id: int, customer_id: int, body: object, client_id: object = None
+    *,
+    widget_id: int,
+    workstream_id: int,
+    customer_id: int,
+    body: object,
+    client_id: object = None,
+    internal: object = False,
 ) -> SendResult | None:
     """``customer_message_send`` of a message that only appends, from a socket that holds the
     ids of its widget (in ``workstream_id`` when the socket authenticated) and its customer.
     None when it wrote nothing: the conversation is not active, the customer or the widget is
     gone or the widget moved to another workstream (``resolve``), or ``client_id`` is stored.
     The message's author is the customer's name as the row has it now (``Customer.name``)."""
+    _no_customer_note(internal)
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     params = {
@@ -385,7 +442,7 @@ async def _append_on_loop(
         return None
     if row is None:
         return None
-    message_id, author, conversation_id, seq, customer_id, workstream_id, agent_id = row
+    message_id, author, conversation_id, seq, customer_seq, customer_id, workstream_id, agent_id = row
     # The columns the statement knows; the others are deferred, as with .only().
     known = {
         "id": conversation_id,
@@ -394,12 +451,14 @@ async def _append_on_loop(
         "agent_id": agent_id,
         "status": Status.ACTIVE,
         "last_seq": seq,
+        "customer_last_seq": customer_seq,
     }
     names = [field.attname for field in Conversation._meta.concrete_fields if field.attname in known]
     conversation = Conversation.from_db(connection.alias, names, [known[name] for name in names])
     message = Message(
         conversation=conversation,
         seq=seq,
+        customer_seq=customer_seq,
         sender=sender,
         agent=agent,
         author=author,

@@ -127,6 +127,7 @@ def _save_fields_of(objs: Sequence[models.Model], names: tuple[str, ...]) -> Non
 # the statement's first use, so the two executors cannot drift apart.
 _LOOP_SET = {
     "last_seq": "t.last_seq + 1",
+    "customer_last_seq": "t.customer_last_seq + 1",
     "last_customer_message_at": "%(now)s",
     "last_agent_message_at": "%(now)s",
     "last_activity_at": "%(now)s",
@@ -137,6 +138,7 @@ _LOOP_SET = {
 _LOOP_VALUES = {
     "conversation_id": "c.id",
     "seq": "c.last_seq",
+    "customer_seq": "c.customer_last_seq",
     "sender": "%(sender)s",
     "agent_id": "%(agent)s",
     "author": "COALESCE(%(author)s, NULLIF(c.display_name, ''), NULLIF(c.email, ''),"
@@ -158,8 +160,8 @@ def _loop_statement_sql(sender: str, when: tuple[tuple[str, object], ...], field
     The row is locked while the statement runs; should the conversation change while it waits,
     PostgreSQL checks the conditions again on the new row. For a customer, the conversation is
     found as ``_ongoing`` finds it, and the widget must still belong to the workstream
-    (``resolve``). Returns the message's id and author and the conversation's id, seq, customer,
-    workstream and agent, or no row."""
+    (``resolve``). Returns the message's id and author and the conversation's id, both seqs,
+    customer, workstream and agent, or no row."""
     quote = connection.ops.quote_name
     conversations = quote(Conversation._meta.db_table)
     messages = quote(Message._meta.db_table)
@@ -190,9 +192,10 @@ def _loop_statement_sql(sender: str, when: tuple[tuple[str, object], ...], field
                 SELECT 1 FROM {messages} AS m
                 WHERE m.conversation_id = t.id AND m.sender = %(sender)s AND m.client_id = %(client_id)s
             )
-        RETURNING t.id, t.last_seq, t.customer_id, t.workstream_id, t.agent_id,
+        RETURNING t.id, t.last_seq, t.customer_last_seq, t.customer_id, t.workstream_id, t.agent_id,
             cu.display_name, cu.email, cu.external_id
     ), m AS (
         INSERT INTO {messages} ({columns}) SELECT {values} FROM c RETURNING id, author
     )
-    SELECT m.id, m.author, c.id, c.last_seq, c.customer_id, c.workstream_id, c.agent_id FROM m, c"""  # noqa: S608 - names from the models
+    SELECT m.id, m.author, c.id, c.last_seq, c.customer_last_seq, c.customer_id, c.workstream_id, c.agent_id
+    FROM m, c"""  # noqa: S608 - names from the models

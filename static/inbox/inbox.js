@@ -317,12 +317,18 @@ function element(tag, className, text) {
   return node;
 }
 
+function authorLine(name, internal) {
+  const author = element("span", "msg-author", name);
+  if (internal) author.append(" ", element("span", "msg-badge", strings.note));
+  return author;
+}
+
 function renderMessage(message) {
-  const item = element("li", `msg msg-${message.sender}`);
+  const item = element("li", `msg msg-${message.sender}${message.internal ? " msg-note" : ""}`);
   item.dataset.seq = message.seq;
   if (message.kind) item.dataset.kind = message.kind;
   if (message.client_id) item.dataset.clientId = message.client_id;
-  if (message.sender !== "system") item.append(element("span", "msg-author", message.author || strings.you));
+  if (message.sender !== "system") item.append(authorLine(message.author || strings.you, message.internal));
   item.append(element("div", "msg-body", message.body));
   const time = element("time", "msg-time");
   time.dateTime = message.created_at;
@@ -572,10 +578,10 @@ function onErrorFrame(frame) {
 
 // --- Sending --------------------------------------------------------------------------------------
 
-function pendingItem(clientId, body) {
-  const item = element("li", "msg msg-agent pending");
+function pendingItem(clientId, body, internal) {
+  const item = element("li", `msg msg-agent pending${internal ? " msg-note" : ""}`);
   item.dataset.clientId = clientId;
-  item.append(element("span", "msg-author", strings.you), element("div", "msg-body", body));
+  item.append(authorLine(strings.you, internal), element("div", "msg-body", body));
   item.append(element("span", "msg-status", strings.sending));
   return item;
 }
@@ -585,10 +591,11 @@ function submit() {
   const body = input.value.trim();
   if (!body || !view()) return;
   const clientId = newClientId();
-  const item = pendingItem(clientId, body);
+  const internal = document.getElementById("composer-note")?.checked || false;
+  const item = pendingItem(clientId, body, internal);
   list().append(item);
   scrollToBottom();
-  pending.set(clientId, { item, body, conversationId: currentId(), timer: null });
+  pending.set(clientId, { item, body, internal, conversationId: currentId(), timer: null });
   input.value = "";
   transmit(clientId);
 }
@@ -601,6 +608,7 @@ function transmit(clientId) {
   clearTimeout(entry.timer);
   entry.timer = setTimeout(() => fail(clientId, strings.failed), SEND_TIMEOUT);
   const frame = { type: "message.send", conversation_id: entry.conversationId, client_id: clientId, body: entry.body };
+  if (entry.internal) frame.internal = true;
   if (!sendFrame(frame)) sendByRest(clientId);
 }
 
@@ -613,7 +621,7 @@ async function sendByRest(clientId) {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
-      body: JSON.stringify({ client_id: clientId, body: entry.body }),
+      body: JSON.stringify({ client_id: clientId, body: entry.body, internal: entry.internal }),
     });
     const data = await response.json();
     if (response.ok) insertMessage(data);
@@ -669,7 +677,18 @@ function initConversation() {
         submit();
       }
     });
-    input.addEventListener("input", sendTyping);
+    input.addEventListener("input", () => {
+      if (!document.getElementById("composer-note")?.checked) sendTyping(); // a note is not typing to the customer
+    });
+    const note = document.getElementById("composer-note");
+    const send = document.getElementById("composer-send");
+    const placeholder = input.placeholder;
+    note?.addEventListener("change", () => {
+      composer.classList.toggle("composer-note", note.checked);
+      input.placeholder = note.checked ? strings.notePlaceholder : placeholder;
+      send.textContent = note.checked ? strings.addNote : strings.send;
+      input.focus();
+    });
     for (const button of composer.querySelectorAll("button.quick-reply")) {
       button.addEventListener("click", () => {
         input.value = input.value ? `${input.value}\n${button.dataset.body}` : button.dataset.body;

@@ -28,8 +28,8 @@ from tests.factories import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-MESSAGE_FIELDS = ("seq", "sender", "author", "kind", "body", "client_id")
-CONVERSATION_FIELDS = ("status", "last_seq", "agent_read_seq", "offline_notified")
+MESSAGE_FIELDS = ("seq", "customer_seq", "sender", "author", "kind", "body", "client_id")
+CONVERSATION_FIELDS = ("status", "last_seq", "customer_last_seq", "agent_read_seq", "offline_notified")
 
 
 class Twin(NamedTuple):
@@ -81,6 +81,8 @@ def into(state: str, twin: Twin) -> Conversation | None:
         services.conversation_wait(conversation_id=conversation.pk, agent=alice)
     if state == "returned":
         Conversation.objects.filter(pk=conversation.pk).update(returned_at=timezone.now())
+    if state == "noted":  # active, after an internal note: the two numberings differ from now on
+        services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="For agents", internal=True)
     if state in ("wrap_up", "closed"):
         services.conversation_end(conversation_id=conversation.pk, agent=alice)
     if state == "closed":
@@ -149,7 +151,7 @@ def outcome(result) -> str:
     return result.__name__ if isinstance(result, type) else "sent"
 
 
-@pytest.mark.parametrize("state", ["none", "open", "active", "waiting", "wrap_up", "closed"])
+@pytest.mark.parametrize("state", ["none", "open", "active", "noted", "waiting", "wrap_up", "closed"])
 async def test_a_customer_message_writes_and_sends_the_same_on_both_paths(state, twins):
     socket_side, engine_side = await twins(), await twins()
     for side in (socket_side, engine_side):
@@ -177,7 +179,9 @@ async def test_a_customer_message_writes_and_sends_the_same_on_both_paths(state,
     assert outcome(socket[0]) == outcome(engine[0]) == "sent"
 
 
-@pytest.mark.parametrize("state", ["active", "returned", "waiting", "open", "wrap_up", "closed", "another_agents"])
+@pytest.mark.parametrize(
+    "state", ["active", "noted", "returned", "waiting", "open", "wrap_up", "closed", "another_agents"]
+)
 async def test_an_agent_message_writes_and_sends_the_same_on_both_paths(state, twins):
     socket_side, engine_side = await twins(), await twins()
     socket_conversation = await sync_to_async(into)(state, socket_side)

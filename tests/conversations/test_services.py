@@ -913,6 +913,7 @@ def test_state_changes_are_published_after_commit_with_protocol_frames(persisten
             "body": "Hi",
             "created_at": result.message.created_at.isoformat(),
             "channel": "chat",
+            "internal": False,
         },
     }
     statuses = [f["conversation"]["status"] for f in customer_frames if f["type"] == "conversation"]

@@ -201,3 +201,21 @@ def test_a_waiting_conversation_is_emailed_too_and_stays_waiting(answered, alice
 
 def test_customer_messages_are_chat_by_default(answered):
     assert set(answered.messages.values_list("channel", flat=True)) == {Channel.CHAT}
+
+
+def test_an_internal_note_is_never_emailed_nor_makes_an_email_due(persistent, customer, alice, smtp_server):
+    customer.email = "carol@example.com"
+    customer.save()
+    services.agent_inbox_open(agent_id=alice.pk)
+    conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hi").conversation
+    services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="Chargeback risk", internal=True)
+    with later(DELAY + timedelta(seconds=1)):
+        emails_task()
+    assert len(smtp_server) == 0  # a note alone is no answer
+    services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="Your order shipped.")
+    services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="Watch them", internal=True)
+    with later(2 * DELAY + timedelta(seconds=2)):
+        emails_task()
+    [mail] = smtp_server.to("carol@example.com")
+    assert "Your order shipped." in text_of(mail)
+    assert "Chargeback" not in text_of(mail) + html_of(mail) and "Watch them" not in text_of(mail) + html_of(mail)
