@@ -4,9 +4,9 @@ queries whatever its length (previews and unread counts are subqueries, not loop
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,7 +19,7 @@ from conversations.selectors import (
     readable_conversations,
     waiting_counts,
 )
-from workstreams.models import DistributionMode, Queue, QuickReply, Workstream
+from workstreams.models import DistributionMode, PrechatField, Queue, QuickReply, Workstream
 
 RELATED = ("workstream", "queue", "customer", "agent__user")
 OPEN_STATUSES = (Status.OPEN, Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
@@ -126,6 +126,20 @@ def earlier_conversations(conversation: Conversation, user, limit: int = 10) -> 
     )
 
 
+def prechat_items(conversation: Conversation, language: str) -> list[tuple[str, str]]:
+    """The conversation's pre-chat answers as (question, answer), labelled as the workstream's
+    form asks now (in ``language``), in its order; an answer to a question removed since keeps
+    its name."""
+    answers = conversation.prechat or {}
+    if not answers:
+        return []
+    questions = {q.name: q for q in PrechatField.objects.filter(workstream_id=conversation.workstream_id)}
+    ordered = sorted(
+        answers, key=lambda name: (questions[name].position, questions[name].pk) if name in questions else (1 << 16, 0)
+    )
+    return [(questions[name].label_in(language) if name in questions else name, answers[name]) for name in ordered]
+
+
 def quick_replies(conversation: Conversation) -> list[QuickReply]:
     return list(QuickReply.objects.filter(workstream_id=conversation.workstream_id))
 
@@ -151,13 +165,42 @@ class Board:
     queues: list[Queue]
     waiting: dict[int, int]
     now: datetime
+    ratings: Ratings | None = None
+
+
+@dataclass
+class Ratings:
+    """The satisfaction survey on the supervisor view: the latest answers, and the average and
+    count of the last 7 days (same filters as the board)."""
+
+    latest: list[Conversation]
+    average: float | None
+    count: int
+
+
+RATINGS_SHOWN = 10
+
+
+def ratings(*, queue_id: int | None = None, agent_id: int | None = None, label: str | None = None) -> Ratings:
+    rated = Conversation.objects.filter(csat_submitted_at__isnull=False)
+    if queue_id:
+        rated = rated.filter(queue_id=queue_id)
+    if agent_id:
+        rated = rated.filter(agent_id=agent_id)
+    if label:
+        rated = rated.filter(labels__name=label)
+    week = rated.filter(csat_submitted_at__gte=timezone.now() - timedelta(days=7)).aggregate(
+        average=Avg("csat_rating"), count=Count("pk")
+    )
+    latest = list(rated.select_related("customer", "agent__user").order_by("-csat_submitted_at")[:RATINGS_SHOWN])
+    return Ratings(latest=latest, average=week["average"], count=week["count"])
 
 
 def board(
     *, queue_id: int | None = None, agent_id: int | None = None, status: str | None = None, label: str | None = None
 ) -> Board:
     """All conversations that are not closed (filtered), every agent with its load, every queue
-    with its waiting customers: four queries."""
+    with its waiting customers, the latest satisfaction ratings: six queries."""
     conversations = with_preview(Conversation.objects.filter(status__in=OPEN_STATUSES))
     if queue_id:
         conversations = conversations.filter(queue_id=queue_id)
@@ -182,6 +225,7 @@ def board(
         queues=queues,
         waiting=waiting_counts([q.pk for q in queues]),
         now=timezone.now(),
+        ratings=ratings(queue_id=queue_id, agent_id=agent_id, label=label),
     )
 
 

@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -148,6 +148,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "transfer_agents": agents,
         "transfer_queues": queues,
         "context_items": sorted((conversation.customer.context or {}).items()),
+        "prechat_items": selectors.prechat_items(conversation, translation.get_language()),
         "conversation_labels": list(conversation.labels.all()),
         "all_labels": list(Label.objects.all()),
         "can_label": mine or request.user.is_staff,

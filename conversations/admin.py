@@ -91,7 +91,7 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "waiting_since",
         "last_activity_at",
     ]
-    list_filter = ["status", "workstream", "queue", "agent", "workstream__persistent", "labels"]
+    list_filter = ["status", "workstream", "queue", "agent", "workstream__persistent", "labels", "csat_rating"]
     search_fields = [
         "=id",
         "customer__display_name",
@@ -132,6 +132,10 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             },
         ),
         (_("Ending"), {"fields": ["ended_by", "end_reason", "wrap_up_notes", "label_names"]}),
+        (
+            _("Satisfaction survey"),
+            {"fields": ["csat_requested_at", "csat_rating", "csat_comment", "csat_submitted_at"]},
+        ),
     ]
 
     @admin.display(description=pgettext_lazy("conversation", "labels"))

@@ -43,6 +43,8 @@ from conversations.serializers import (
     CloseInput,
     ConversationListOut,
     ConversationOut,
+    CsatInput,
+    CsatOut,
     CurrentConversationOut,
     ErrorOut,
     InboundEmailOut,
@@ -138,6 +140,7 @@ class WidgetConfigApi(WidgetApiView):
                 "colour": widget.colour,
                 "mode": workstream.mode,
                 "customer_can_end": workstream.customer_can_end,
+                "prechat": [question.as_config(widget.language) for question in workstream.prechat_fields.all()],
                 "auth_required": widget.authentication_setting_id is not None,
                 "online": online,
                 "next_opening": next_opening.isoformat() if next_opening else None,
@@ -185,6 +188,7 @@ class CustomerMessagesApi(WidgetApiView):
                 body=data.validated_data["body"],
                 client_id=data.validated_data.get("client_id"),
                 internal=data.validated_data.get("internal"),
+                prechat=data.validated_data.get("prechat"),
             ),
             for_agent=False,
         )
@@ -198,6 +202,27 @@ class CustomerEndApi(WidgetApiView):
         widget = self.widget(widget_key)
         conversation = services.customer_conversation_end(widget=widget, customer=self.customer(request, widget))
         return Response(events.conversation_object(conversation))
+
+
+class CsatApi(WidgetApiView):
+    @extend_schema(parameters=BEARER, request=CsatInput, responses={201: CsatOut, **ERRORS})
+    def post(self, request: Request, widget_key: str) -> Response:
+        """The customer's rating of a conversation that asked for it (``csat.request``), once,
+        within 7 days (docs/protocol.md, "Satisfaction survey")."""
+        widget = self.widget(widget_key)
+        customer = self.customer(request, widget)
+        data = request.data if isinstance(request.data, dict) else {}
+        conversation = services.customer_csat_submit(
+            widget=widget,
+            customer=customer,
+            conversation_id=data.get("conversation_id"),
+            rating=data.get("rating"),
+            comment=data.get("comment"),
+        )
+        return Response(
+            {"conversation_id": conversation.pk, "csat": events.csat_object(conversation)},
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class CustomerTranscriptApi(WidgetApiView):

@@ -462,7 +462,12 @@ class WidgetConsumer(ProtocolConsumer):
         if not await ratelimit.aallow(key, *MESSAGE_RATE):
             raise RateLimited(retry_after=_seconds(await ratelimit.aretry_after(key, MESSAGE_RATE[1])))
         result = await realtime.acustomer_message_send(
-            widget=self.widget, customer=self.customer, body=body, client_id=client_id, internal=frame.get("internal")
+            widget=self.widget,
+            customer=self.customer,
+            body=body,
+            client_id=client_id,
+            internal=frame.get("internal"),
+            prechat=frame.get("prechat"),
         )
         if result.conversation.pk != self.conversation_id and result.created:
             self._track(result.conversation.pk, result.conversation.agent_id)

@@ -71,6 +71,13 @@ class ValidationFailed(DomainError):
     default_detail = _("Invalid input.")
 
 
+class AlreadyRated(DomainError):
+    """The satisfaction survey of a conversation is answered once (docs/protocol.md)."""
+
+    code, status = "already_rated", 409
+    default_detail = _("You have already rated this conversation.")
+
+
 class AgentUnavailable(DomainError):
     """An addition to the protocol (docs/protocol.md): the target agent of a transfer or pick cannot take it."""
 

@@ -106,9 +106,18 @@ def conversation_object(conversation: Conversation, *, for_agent: bool = False) 
                 "last_activity_at": _iso(conversation.last_activity_at),
                 "ended_at": _iso(conversation.ended_at),
                 "labels": label_names(conversation),
+                "csat": csat_object(conversation),
+                "prechat": conversation.prechat,
             }
         )
     return data
+
+
+def csat_object(conversation: Conversation) -> dict[str, Any] | None:
+    """The customer's rating of the conversation, once given (agent-facing only)."""
+    if conversation.csat_submitted_at is None:
+        return None
+    return {"rating": conversation.csat_rating, "comment": conversation.csat_comment}
 
 
 def label_names(conversation: Conversation) -> list[str]:
@@ -327,6 +336,17 @@ def publish_conversation(
     if conversation.workstream.distribution_mode == DistributionMode.PICK:
         agent_groups.append(queue_group(conversation.queue_id))
     publish_on_commit(agent_groups, conversation_frame(conversation, for_agent=True))
+
+
+def csat_request_frame(conversation_id: int) -> dict[str, Any]:
+    return {"type": "csat.request", "conversation_id": conversation_id}
+
+
+def publish_csat_request(conversation: Conversation) -> None:
+    """After the commit, ask the customer's sockets for a rating of the conversation."""
+    publish_on_commit(
+        [customer_group(conversation.customer_id, conversation.workstream_id)], csat_request_frame(conversation.pk)
+    )
 
 
 def publish_agent(agent, now=None, used: int | None = None) -> None:

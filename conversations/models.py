@@ -209,6 +209,17 @@ class Conversation(models.Model):
         default=False,
         help_text=_("Left outside operating hours with the offline form: the customer is answered by email."),
     )
+    prechat = models.JSONField(
+        _("pre-chat answers"), default=dict, blank=True, help_text=_("The answers to the workstream's pre-chat form.")
+    )
+    # The satisfaction survey (CSAT): asked once (conversations.services.common._save), answered
+    # once (conversations.services.feedback).
+    csat_requested_at = models.DateTimeField(_("satisfaction asked"), null=True, blank=True)
+    csat_rating = models.PositiveSmallIntegerField(
+        _("satisfaction"), null=True, blank=True, help_text=_("The customer's rating, 1 (poor) to 5 (excellent).")
+    )
+    csat_comment = models.TextField(_("satisfaction comment"), blank=True)
+    csat_submitted_at = models.DateTimeField(_("satisfaction answered"), null=True, blank=True)
     labels = models.ManyToManyField(
         Label, blank=True, related_name="conversations", verbose_name=pgettext_lazy("conversation", "labels")
     )

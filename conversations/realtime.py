@@ -75,9 +75,11 @@ async def acustomer_message_send(
     body: object,
     client_id: object = None,
     internal: object = False,
+    prechat: object = None,
 ) -> SendResult:
-    """``customer_message_send`` for a consumer: on the event loop when the message only appends;
-    otherwise the full path, with the widget and the customer read again (``resolve``)."""
+    """``customer_message_send`` for a consumer: on the event loop when the message only appends
+    (into an active conversation: the pre-chat answers of a start do not apply); otherwise the
+    full path, with the widget and the customer read again (``resolve``)."""
     if asyncdb.enabled():
         result = await services.acustomer_message_append(
             widget_id=widget.pk,
@@ -89,16 +91,16 @@ async def acustomer_message_send(
         )
         if result is not None:
             return result
-    return await frame_sync_to_async(_resolved_customer_message_send)(widget, customer, body, client_id, internal)
+    return await frame_sync_to_async(_resolved_customer_message_send)(
+        widget, customer, {"body": body, "client_id": client_id, "internal": internal, "prechat": prechat}
+    )
 
 
 def _resolved_customer_message_send(
-    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, body: object, client_id: object, internal: object
+    widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef, frame: dict
 ) -> SendResult:
     widget, customer = resolve(widget, customer)
-    return services.customer_message_send(
-        widget=widget, customer=customer, body=body, client_id=client_id, internal=internal
-    )
+    return services.customer_message_send(widget=widget, customer=customer, **frame)
 
 
 def resolved_customer_conversation_end(*, widget: ChatWidget | WidgetRef, customer: Customer | CustomerRef):

@@ -37,6 +37,7 @@ class MessageSend(serializers.Serializer):
     body = FrameText(allow_blank=True, trim_whitespace=False)
     # As the socket reads it: the engine checks it (true or false; services.clean_internal).
     internal = serializers.JSONField(required=False, allow_null=True)
+    prechat = serializers.JSONField(required=False, allow_null=True)  # checked by the engine (clean_prechat)
 
 
 class MessageSendDoc(serializers.Serializer):
@@ -47,6 +48,11 @@ class MessageSendDoc(serializers.Serializer):
     body = serializers.RegexField(r"\S", max_length=4000)
     internal = serializers.BooleanField(
         required=False, default=False, help_text="An agent's internal note: agents see it, the customer never does."
+    )
+    prechat = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The customer's answers to the pre-chat form, with the message that starts a conversation.",
     )
 
 
@@ -64,6 +70,24 @@ class OfflineMessageDoc(serializers.Serializer):
     name = serializers.CharField(max_length=255, required=False, allow_blank=True)
     email = serializers.EmailField()
     body = serializers.RegexField(r"\S", max_length=4000)
+
+
+class CsatInput(serializers.Serializer):
+    """For the schema: the engine checks the answer (conversations.services.feedback)."""
+
+    conversation_id = serializers.IntegerField(min_value=1)
+    rating = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=2000)
+
+
+class CsatAnswerOut(serializers.Serializer):
+    rating = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(allow_blank=True)
+
+
+class CsatOut(serializers.Serializer):
+    conversation_id = serializers.IntegerField()
+    csat = CsatAnswerOut()
 
 
 class CloseInput(serializers.Serializer):
@@ -160,6 +184,8 @@ class AgentConversationOut(ConversationOut):
     last_activity_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
     labels = serializers.ListField(child=serializers.CharField())
+    csat = CsatAnswerOut(allow_null=True, help_text="The customer's rating, once given.")
+    prechat = serializers.DictField(child=serializers.CharField(), help_text="The answers to the pre-chat form.")
 
 
 class MessagePageOut(serializers.Serializer):
@@ -175,6 +201,14 @@ class ConversationListOut(serializers.Serializer):
     conversations = AgentConversationOut(many=True)
 
 
+class PrechatQuestionOut(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField(help_text="In the widget's language.")
+    type = serializers.ChoiceField(choices=["text", "email", "textarea", "choice"])
+    required = serializers.BooleanField()
+    choices = serializers.ListField(child=serializers.CharField())
+
+
 class WidgetConfigOut(serializers.Serializer):
     title = serializers.CharField()
     subtitle = serializers.CharField(allow_blank=True)
@@ -185,6 +219,7 @@ class WidgetConfigOut(serializers.Serializer):
     online = serializers.BooleanField()
     next_opening = serializers.DateTimeField(allow_null=True)
     language = serializers.CharField()
+    prechat = PrechatQuestionOut(many=True, help_text="The pre-chat form; empty when the workstream asks nothing.")
 
 
 class TokenOut(serializers.Serializer):

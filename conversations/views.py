@@ -57,7 +57,7 @@ def _foreground(colour: str) -> str:
     return "#111827" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "#ffffff"
 
 
-def _strings() -> dict[str, str]:
+def _strings() -> dict[str, str | list[str]]:
     """Every text the panel's JavaScript shows, in the active language. (All of the widget's
     texts are translated in the context "chat widget", apart from the rest of the site's.)"""
     return {
@@ -99,6 +99,25 @@ def _strings() -> dict[str, str]:
         "transcriptSent": pgettext("chat widget", "We are emailing you this conversation."),
         "transcriptNoEmail": pgettext("chat widget", "We do not know your email address, so we cannot send it."),
         "transcriptTooMany": pgettext("chat widget", "You asked for several transcripts already. Try again later."),
+        "optional": pgettext("chat widget", "(optional)"),
+        "choose": pgettext("chat widget", "Choose…"),
+        "answerRequired": pgettext("chat widget", "Please answer this question."),
+        "emailInvalid": pgettext("chat widget", "Enter a valid email address."),
+        "prechatInvalid": pgettext("chat widget", "Please check the form above the message box."),
+        "csatQuestion": pgettext("chat widget", "How was your conversation?"),
+        "csatRatings": [
+            pgettext("chat widget", "Very poor"),
+            pgettext("chat widget", "Poor"),
+            pgettext("chat widget", "OK"),
+            pgettext("chat widget", "Good"),
+            pgettext("chat widget", "Excellent"),
+        ],
+        "csatComment": pgettext("chat widget", "Anything to add? (optional)"),
+        "csatSend": pgettext("chat widget", "Send rating"),
+        "csatChoose": pgettext("chat widget", "Choose a rating from 1 to 5."),
+        "csatThanks": pgettext("chat widget", "Thank you for your rating!"),
+        "csatAlready": pgettext("chat widget", "You have already rated this conversation. Thank you!"),
+        "csatClosed": pgettext("chat widget", "This survey is closed."),
     }
 
 
@@ -117,6 +136,7 @@ def widget_panel(request: HttpRequest, widget_key: str) -> HttpResponse:
             "language": widget.language,
             "mode": workstream.mode,
             "customerCanEnd": workstream.customer_can_end,
+            "prechat": [question.as_config(widget.language) for question in workstream.prechat_fields.all()],
             "authRequired": widget.authentication_setting_id is not None,
             "api": f"/api/v1/widget/{widget.widget_key}/",
             "socket": f"/ws/widget/{widget.widget_key}/",

@@ -29,6 +29,7 @@ urlpatterns = [
     path(widget + "conversation/messages/", api.CustomerMessagesApi.as_view(), name="api-widget-messages"),
     path(widget + "conversation/end/", api.CustomerEndApi.as_view(), name="api-widget-end"),
     path(widget + "conversation/transcript/", api.CustomerTranscriptApi.as_view(), name="api-widget-transcript"),
+    path(widget + "csat/", api.CsatApi.as_view(), name="api-widget-csat"),
     path(widget + "offline-message/", api.OfflineMessageApi.as_view(), name="api-widget-offline-message"),
     path("v1/inbound-email/", api.InboundEmailApi.as_view(), name="api-inbound-email"),
     path("v1/agent/me/", AgentMeApi.as_view(), name="api-agent-me"),

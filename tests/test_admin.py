@@ -135,6 +135,8 @@ def test_admin_form_shows_the_persistent_chat_rules(admin_client):
             "automated_messages-INITIAL_FORMS": 0,
             "quick_replies-TOTAL_FORMS": 0,
             "quick_replies-INITIAL_FORMS": 0,
+            "prechat_fields-TOTAL_FORMS": 0,
+            "prechat_fields-INITIAL_FORMS": 0,
         },
     )
     assert response.status_code == 200
@@ -162,6 +164,8 @@ def test_admin_adds_a_live_workstream_with_mode_defaults(admin_client):
             "automated_messages-INITIAL_FORMS": 0,
             "quick_replies-TOTAL_FORMS": 0,
             "quick_replies-INITIAL_FORMS": 0,
+            "prechat_fields-TOTAL_FORMS": 0,
+            "prechat_fields-INITIAL_FORMS": 0,
             "automated_messages-0-kind": "agent_joined",
             "automated_messages-0-language": "en",
             "automated_messages-0-text": "Hi, I am {agent_name} from sales.",
@@ -286,6 +290,8 @@ def _workstream_post(queue, **extra):
         "automated_messages-INITIAL_FORMS": 0,
         "quick_replies-TOTAL_FORMS": 0,
         "quick_replies-INITIAL_FORMS": 0,
+        "prechat_fields-TOTAL_FORMS": 0,
+        "prechat_fields-INITIAL_FORMS": 0,
     }
     data.update(extra)
     return data

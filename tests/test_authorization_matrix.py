@@ -80,6 +80,10 @@ def offline_message(world: World) -> dict:
     return {"name": "Matrix", "email": "matrix@example.com", "body": "Call me back"}
 
 
+def rating(world: World) -> dict:
+    return {"conversation_id": world.conversation.pk, "rating": 5}
+
+
 def to_other_queue(world: World) -> dict:
     return {"queue_id": world.other_queue.pk}
 
@@ -134,6 +138,13 @@ MATRIX: dict[str, list[Probe]] = {
         PERSISTENT_CUSTOMERS,
         every(OK, customer_a=UNAUTHENTICATED, customer_b=UNAUTHENTICATED),
         data=offline_message,
+    ),
+    # The survey of customer A's conversation: still ongoing, never asked, so nobody may answer.
+    W + "csat/": widget_probes(
+        "post",
+        every(UNAUTHENTICATED, customer_a=NOT_FOUND, customer_b=NOT_FOUND),
+        every(UNAUTHENTICATED, visitor=NOT_FOUND),
+        data=rating,
     ),
     # Only the inbound-mail service holds INBOUND_EMAIL_SECRET; unset (here), there is no endpoint.
     "api/v1/inbound-email/": [Probe("post", every(NOT_FOUND))],

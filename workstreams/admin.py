@@ -25,6 +25,7 @@ from workstreams.models import (
     ClosedDate,
     OperatingHours,
     OperatingInterval,
+    PrechatField,
     Queue,
     QuickReply,
     Workstream,
@@ -292,6 +293,21 @@ class QuickReplyInline(admin.TabularInline):
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
+class PrechatFieldInline(admin.TabularInline):
+    model = PrechatField
+    extra = 0
+    fields = ["position", "name", "label", "label_da", "type", "required", "choices"]
+    verbose_name = _("pre-chat question")
+    verbose_name_plural = _("pre-chat form (asked by the widget before the first message)")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "choices":
+            kwargs["widget"] = forms.Textarea(attrs={"rows": 3, "cols": 24})
+        if db_field.name == "position":
+            kwargs["widget"] = forms.NumberInput(attrs={"class": "position-input"})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 @admin.register(Workstream)
 class WorkstreamAdmin(admin.ModelAdmin):
     form = WorkstreamForm
@@ -308,7 +324,7 @@ class WorkstreamAdmin(admin.ModelAdmin):
     list_select_related = ["queue"]
     autocomplete_fields = ["queue"]
     readonly_fields = ["widgets_display"]
-    inlines = [QuickReplyInline, AutomatedMessageOverrideInline]
+    inlines = [PrechatFieldInline, QuickReplyInline, AutomatedMessageOverrideInline]
     formfield_overrides = {models.DurationField: {"widget": DurationPartsWidget}}
     fieldsets = [
         (_("Basics"), {"fields": ["name", "queue", "persistent", "widgets_display"]}),
@@ -319,6 +335,7 @@ class WorkstreamAdmin(admin.ModelAdmin):
         (_("Persistent chat"), {"fields": ["keep_same_agent", "affinity_timeout", "waiting_timeout"]}),
         (_("Timeouts"), {"fields": ["open_timeout", "disconnect_grace"]}),
         (_("Email"), {"fields": ["email_unread_after"]}),
+        (_("Satisfaction survey"), {"fields": ["csat_enabled"]}),
         (
             _("Wrap-up"),
             {"fields": ["wrap_up_timeout", "wrap_up_capacity", "wrap_up_block_duration", "label_required"]},

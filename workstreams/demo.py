@@ -26,6 +26,8 @@ from workstreams.models import (
     AuthenticationSetting,
     ChatWidget,
     DistributionMode,
+    PrechatField,
+    PrechatFieldType,
     Queue,
     Workstream,
 )
@@ -117,6 +119,13 @@ def _upsert(model, lookup: dict, values: dict):
     return obj
 
 
+# The live workstream's pre-chat form (docs/protocol.md, "Demo data additions"):
+# name, label, Danish label, type, required, choices.
+DEMO_PRECHAT = [
+    ("name", "Your name", "Dit navn", PrechatFieldType.TEXT, True, ""),
+    ("email", "Your email", "Din e-mail", PrechatFieldType.EMAIL, True, ""),
+    ("topic", "Topic", "Emne", PrechatFieldType.CHOICE, False, "Orders\nReturns\nOther"),
+]
 DEMO_LABELS = {"billing": "#2563eb", "delivery": "#16a34a", "returns": "#d97706"}
 
 
@@ -161,6 +170,7 @@ def seed_demo() -> SeedResult:
             "keep_same_agent": False,
             "distribution_mode": DistributionMode.PUSH,
             "capacity_units": 50,
+            "csat_enabled": True,  # the widget asks how it went (docs/protocol.md)
         },
     )
     persistent = _upsert(
@@ -174,6 +184,7 @@ def seed_demo() -> SeedResult:
             "capacity_units": 50,
             # Unread answers go to the customer's email after 5 minutes (docs/email.md).
             "email_unread_after": timedelta(minutes=5),
+            "csat_enabled": True,
         },
     )
 
@@ -187,6 +198,20 @@ def seed_demo() -> SeedResult:
     elif key.public_key.strip() != pem.strip():
         key.public_key = pem
         key.save()
+
+    for position, (name, label, label_da, kind, required, choices) in enumerate(DEMO_PRECHAT):
+        _upsert(
+            PrechatField,
+            {"workstream": live, "name": name},
+            {
+                "label": label,
+                "label_da": label_da,
+                "type": kind,
+                "required": required,
+                "choices": choices,
+                "position": position,
+            },
+        )
 
     # Contact reasons agents set in the inbox (docs/protocol.md, "Labels").
     for name, colour in DEMO_LABELS.items():

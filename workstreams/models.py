@@ -373,6 +373,14 @@ class Workstream(models.Model):
         default=False,
         help_text=_("An agent cannot close a conversation of this workstream before giving it at least one label."),
     )
+    csat_enabled = models.BooleanField(
+        _("ask for satisfaction (CSAT)"),
+        default=False,
+        help_text=_(
+            "When a live chat ends or a persistent conversation closes, after an agent took part, the "
+            "widget asks the customer for a rating from 1 to 5 and an optional comment (within 7 days)."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -787,3 +795,87 @@ class QuickReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# --- Pre-chat form --------------------------------------------------------------------------------
+
+
+class PrechatFieldType(models.TextChoices):
+    TEXT = "text", _("Text (one line)")
+    EMAIL = "email", _("Email address")
+    TEXTAREA = "textarea", _("Text (several lines)")
+    CHOICE = "choice", _("Choice")
+
+
+# The longest answer of each type (characters).
+PRECHAT_MAX_LENGTH = {
+    PrechatFieldType.TEXT: 200,
+    PrechatFieldType.EMAIL: 254,
+    PrechatFieldType.TEXTAREA: 2000,
+    PrechatFieldType.CHOICE: 200,
+}
+
+
+class PrechatField(models.Model):
+    """A question of a workstream's pre-chat form, asked by the widget before the first message
+    (docs/protocol.md, "Pre-chat form"); the answers are stored on the conversation."""
+
+    workstream = models.ForeignKey(
+        Workstream, on_delete=models.CASCADE, related_name="prechat_fields", verbose_name=_("workstream")
+    )
+    name = models.SlugField(
+        _("name"),
+        max_length=50,
+        help_text=_(
+            "The answer's key in the API, e.g. topic. Answers named name and email fill a visitor's "
+            "name and email address."
+        ),
+    )
+    label = models.CharField(_("label (English)"), max_length=200)
+    label_da = models.CharField(
+        _("label (Danish)"), max_length=200, blank=True, help_text=_("Empty: the English label is shown.")
+    )
+    type = models.CharField(_("type"), max_length=10, choices=PrechatFieldType.choices, default=PrechatFieldType.TEXT)
+    required = models.BooleanField(_("required"), default=False)
+    choices = models.TextField(_("choices"), blank=True, help_text=_("For a choice: one answer per line."))
+    position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Smaller numbers first."))
+
+    class Meta:
+        verbose_name = _("pre-chat question")
+        verbose_name_plural = _("pre-chat form")
+        ordering = ["workstream", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workstream", "name"],
+                name="prechat_field_unique_name",
+                violation_error_message=_("This workstream already asks a question with this name."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        if self.type == PrechatFieldType.CHOICE and not self.choice_list:
+            raise ValidationError({"choices": _("A choice needs at least one answer to choose from.")})
+        if self.type != PrechatFieldType.CHOICE and self.choices.strip():
+            raise ValidationError({"choices": _("Only a choice has answers to choose from.")})
+        if self.name == "email" and self.type != PrechatFieldType.EMAIL:
+            raise ValidationError({"type": _("The question named email must be of the type email address.")})
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+    def label_in(self, language: str) -> str:
+        return self.label_da if language == "da" and self.label_da else self.label
+
+    def as_config(self, language: str) -> dict:
+        """As the widget configuration carries it (docs/protocol.md)."""
+        return {
+            "name": self.name,
+            "label": self.label_in(language),
+            "type": self.type,
+            "required": self.required,
+            "choices": self.choice_list,
+        }

@@ -10,10 +10,12 @@ modules, each importing only those after it in this list:
 
 - ``continuity``: beyond the tab: unread answers by email, replies by email, transcripts,
   offline messages (conversations.emails composes and sends)
+- ``feedback``: the customer's satisfaction survey (CSAT) of a conversation
 - ``labels``: the contact reasons agents set on a conversation
 - ``messages``: a customer or an agent writes (an agent also internal notes), an agent reads;
-  the same rule carried out on the
-  event loop's connection for a socket's message that only appends
+  the same rule carried out on the event loop's connection for a socket's message that only
+  appends
+- ``prechat``: the answers to a workstream's pre-chat form a conversation starts with
 - ``lifecycle``: wait, resume, end, close, transfer, force-close, auto-close, affinity timeout
 - ``presence``: an agent's presence, and an administrator's edit of the agent; a customer: who
   it is and its open sockets
@@ -45,6 +47,7 @@ from conversations.services.continuity import (
     customer_messages_fetched,
     customer_offline_message,
 )
+from conversations.services.feedback import CSAT_WINDOW, MAX_CSAT_COMMENT, customer_csat_submit
 from conversations.services.labels import MAX_LABELS, conversation_labels_set
 from conversations.services.lifecycle import (
     conversation_affinity_expire,
@@ -70,6 +73,7 @@ from conversations.services.messages import (
     conversation_mark_read,
     customer_message_send,
 )
+from conversations.services.prechat import clean_prechat
 from conversations.services.presence import (
     agent_inbox_close,
     agent_inbox_open,
@@ -83,8 +87,10 @@ from conversations.services.presence import (
 )
 
 __all__ = [
+    "CSAT_WINDOW",
     "MAX_BODY",
     "MAX_CLIENT_ID",
+    "MAX_CSAT_COMMENT",
     "MAX_LABELS",
     "SendResult",
     "aagent_message_append",
@@ -100,6 +106,7 @@ __all__ = [
     "clean_body",
     "clean_client_id",
     "clean_internal",
+    "clean_prechat",
     "conversation_affinity_expire",
     "conversation_assign",
     "conversation_auto_close",
@@ -116,6 +123,7 @@ __all__ = [
     "conversation_wait",
     "customer_connect",
     "customer_conversation_end",
+    "customer_csat_submit",
     "customer_disconnect",
     "customer_email_reply",
     "customer_email_unsubscribe",

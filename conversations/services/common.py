@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils import timezone
+
 from agents.models import Agent
 from conversations import events
 from conversations.errors import InvalidTransition, NotFound
@@ -131,6 +133,16 @@ def _template(conversation: Conversation, kind: str, templates: dict | None):
     return template
 
 
+def _csat_due(conversation: Conversation) -> bool:
+    """Whether to ask the customer for a rating now: the workstream asks, an agent took part,
+    it was not asked yet, and a live chat has ended or a persistent conversation is closed."""
+    if conversation.csat_requested_at is not None or conversation.first_assigned_at is None:
+        return False
+    if conversation.status == Status.CLOSED or (conversation.ended_at and not conversation.workstream.persistent):
+        return conversation.workstream.csat_enabled
+    return False
+
+
 def _save(
     conversation: Conversation,
     *,
@@ -139,8 +151,15 @@ def _save(
     queues_touched: set[int] | None = None,
 ) -> None:
     """Save and publish; the waiting counts of the queues the change touched are published
-    after the commit, or gathered in ``queues_touched`` by a caller that saves several."""
+    after the commit, or gathered in ``queues_touched`` by a caller that saves several. A
+    conversation that has just ended (live) or closed (persistent) asks its customer for a
+    rating where its workstream says so (``_csat_due``), once."""
+    csat = _csat_due(conversation)
+    if csat:
+        conversation.csat_requested_at = timezone.now()
     conversation.save()
+    if csat:
+        events.publish_csat_request(conversation)
     if publish:
         events.publish_conversation(conversation, previous_agent_id=previous_agent_id)
     touched = conversation.__dict__.pop("_queues_touched", None)

@@ -54,6 +54,7 @@ from conversations.services.common import (
     _system,
 )
 from conversations.services.lifecycle import _customer_returns
+from conversations.services.prechat import _fill_customer, clean_prechat
 from conversations.services.presence import agent_presence_sync
 from conversations.services.sql import (
     _has_client_message,
@@ -164,7 +165,9 @@ def _appended(
     return message
 
 
-def _start(widget: ChatWidget, customer: Customer, now: datetime, *, offline: bool = False) -> Conversation:
+def _start(
+    widget: ChatWidget, customer: Customer, now: datetime, *, offline: bool = False, prechat: dict | None = None
+) -> Conversation:
     workstream = widget.workstream
     hours = widget.effective_operating_hours
     closed = not workstream.persistent and hours is not None and not hours.is_open(now)
@@ -181,6 +184,7 @@ def _start(widget: ChatWidget, customer: Customer, now: datetime, *, offline: bo
         queued_at=now,
         last_activity_at=now,
         started_offline=offline,
+        prechat=prechat or {},
     )
     _queue_changed(conversation)
     return conversation
@@ -195,12 +199,16 @@ def customer_message_send(
     channel: str = Channel.CHAT,
     offline: bool = False,
     internal: object = False,
+    prechat: object = None,
 ) -> SendResult:
     """A customer writes: into the ongoing conversation, or a new one (rule 1). The same
     ``client_id`` again returns the stored message instead of a duplicate. ``channel``: where
     it was written (the widget, or an email answered by conversations.services.continuity);
     ``offline``: a live chat outside operating hours may start, as an offline message.
-    ``internal``: a customer writes no internal note (``forbidden``)."""
+    ``internal``: a customer writes no internal note (``forbidden``). ``prechat``: the answers
+    to the workstream's pre-chat form, checked when the message starts a chat conversation
+    (``prechat.clean_prechat``; ignored otherwise), stored on it, and filling a visitor's name
+    and email."""
     _no_customer_note(internal)
     body = clean_body(body)
     client_id = clean_client_id(client_id)
@@ -218,7 +226,11 @@ def customer_message_send(
                 return SendResult(existing, existing.conversation, created=False)
         started = conversation is None
         if started:
-            conversation = _start(widget, customer, now, offline=offline)
+            answers = {}
+            if channel == Channel.CHAT and not offline:
+                answers = clean_prechat(list(workstream.prechat_fields.all()), prechat)
+                _fill_customer(customer, answers)
+            conversation = _start(widget, customer, now, offline=offline, prechat=answers)
         appends_only = not started and _only_appends(conversation, Sender.CUSTOMER)
         status_before, agent_before = conversation.status, conversation.agent_id
         message = _appended(

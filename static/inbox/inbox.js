@@ -266,7 +266,9 @@ const refreshSidebar = debounce(() => {
   const label = document.getElementById("label-filter-select");
   if (label && label.value) query.set("label", label.value);
   const url = root.dataset.sidebarUrl + (query.size ? `?${query}` : "");
-  htmx.ajax("GET", url, { target: "#sidebar", swap: "innerHTML" }).then(updateTitle);
+  // Issued by #sidebar (hx-sync="this:replace"), as the label filter's are: a later request
+  // replaces one still in flight, so an older list never lands over a newer one.
+  htmx.ajax("GET", url, { source: "#sidebar", target: "#sidebar", swap: "innerHTML" }).then(updateTitle);
 }, 250);
 
 function updateTitle() {

@@ -53,6 +53,8 @@ const ui = {
   offlineSend: $("offline-send"),
   transcriptButton: $("transcript-button"),
   notice: $("notice"),
+  prechat: $("prechat"),
+  prechatFields: $("prechat-fields"),
 };
 
 function format(template, values) {
@@ -619,10 +621,14 @@ function submit() {
     announce(S.tooLong);
     return;
   }
+  // The message that starts a conversation carries the pre-chat answers (checked here first).
+  const prechat = prechatNeeded() ? prechatAnswers() : null;
+  if (prechatNeeded() && !prechat) return;
   const section = sectionForSend();
   const pending = {
     clientId: newClientId(),
     body,
+    prechat,
     item: renderMessage({ sender: "customer", body, created_at: null }),
     timer: null,
     error: "",
@@ -646,10 +652,16 @@ function transmit(pending) {
   pending.timer = setTimeout(() => fail(pending, ""), SEND_TIMEOUT_MS);
   state.pending.set(pending.clientId, pending);
   if (socketReady()) {
-    state.socket.send(JSON.stringify({ type: "message.send", client_id: pending.clientId, body: pending.body }));
+    state.socket.send(JSON.stringify(sendFrame(pending)));
   } else {
     sendByRest(pending);
   }
+}
+
+function sendFrame(pending) {
+  const frame = { type: "message.send", client_id: pending.clientId, body: pending.body };
+  if (pending.prechat) frame.prechat = pending.prechat;
+  return frame;
 }
 
 async function sendByRest(pending) {
@@ -660,7 +672,11 @@ async function sendByRest(pending) {
   pending.restInFlight = true; // the socket's ready must not send it a second time meanwhile
   try {
     const message = await withToken(() =>
-      api("POST", "conversation/messages/", { client_id: pending.clientId, body: pending.body }),
+      api("POST", "conversation/messages/", {
+        client_id: pending.clientId,
+        body: pending.body,
+        ...(pending.prechat ? { prechat: pending.prechat } : {}),
+      }),
     );
     addMessage(message, { live: true });
   } catch (error) {
@@ -679,6 +695,15 @@ function fail(pending, reason) {
 }
 
 function onSendError(pending, code, body) {
+  if (code === "validation_error" && pending.prechat && body && body.fields && showPrechatErrors(body.fields)) {
+    // The answers need fixing: the message goes back into the composer, nothing was stored.
+    clearTimeout(pending.timer);
+    state.pending.delete(pending.clientId);
+    pending.item.remove();
+    if (!ui.input.value) ui.input.value = pending.body;
+    refreshControls();
+    return;
+  }
   if (code === "outside_operating_hours") {
     showOffline(body && body.next_opening);
     fail(pending, "");
@@ -694,6 +719,193 @@ function onSendError(pending, code, body) {
 }
 
 // --- Ending (live chat) ------------------------------------------------------------------------------------
+
+// --- Pre-chat form ----------------------------------------------------------------------------------
+
+// The workstream's questions (config.prechat), asked above the composer until a conversation is
+// ongoing; the first message carries the answers, the server checks them again.
+const prechatInputs = new Map(); // name -> {question, input, error}
+
+function buildPrechat() {
+  for (const question of config.prechat || []) {
+    const id = `prechat-${question.name}`;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = question.required ? question.label : `${question.label} ${S.optional}`;
+    let input;
+    if (question.type === "textarea") {
+      input = document.createElement("textarea");
+      input.rows = 2;
+      input.maxLength = 2000;
+    } else if (question.type === "choice") {
+      input = document.createElement("select");
+      const none = document.createElement("option");
+      none.value = "";
+      none.textContent = S.choose;
+      input.append(none);
+      for (const choice of question.choices) {
+        const option = document.createElement("option");
+        option.value = choice;
+        option.textContent = choice;
+        input.append(option);
+      }
+    } else {
+      input = document.createElement("input");
+      input.type = question.type === "email" ? "email" : "text";
+      input.maxLength = question.type === "email" ? 254 : 200;
+      input.autocomplete = { name: "name", email: "email" }[question.name] || "off";
+    }
+    input.id = id;
+    input.name = question.name;
+    if (question.required) input.setAttribute("aria-required", "true");
+    const error = document.createElement("p");
+    error.id = `${id}-error`;
+    error.className = "field-error";
+    error.hidden = true;
+    input.setAttribute("aria-describedby", error.id);
+    input.addEventListener("input", () => fieldError(input, ""));
+    ui.prechatFields.append(label, input, error);
+    prechatInputs.set(question.name, { question, input, error });
+  }
+}
+
+function prechatNeeded() {
+  return prechatInputs.size > 0 && !currentIsOngoing();
+}
+
+// A message that starts the conversation is on its way: the form has done its part.
+function hasPendingStart() {
+  return [...state.pending.values()].some((pending) => pending.prechat);
+}
+
+// The answers, or null after showing what is missing or wrong (focus on the first).
+function prechatAnswers() {
+  const answers = {};
+  let first = null;
+  for (const [name, { question, input }] of prechatInputs) {
+    const value = input.value.trim();
+    let problem = "";
+    if (!value && question.required) problem = S.answerRequired;
+    else if (value && question.type === "email" && !input.checkValidity()) problem = S.emailInvalid;
+    fieldError(input, problem);
+    if (problem && !first) first = input;
+    if (value) answers[name] = value;
+  }
+  if (first) {
+    first.focus();
+    announce(S.prechatInvalid);
+    return null;
+  }
+  return answers;
+}
+
+// The server's reasons, beside their questions; false when none is a question of the form.
+function showPrechatErrors(fields) {
+  let first = null;
+  for (const [name, reason] of Object.entries(fields)) {
+    const entry = prechatInputs.get(name);
+    if (!entry) continue;
+    fieldError(entry.input, String(reason));
+    if (!first) first = entry.input;
+  }
+  if (!first) return false;
+  show(ui.prechat);
+  first.focus();
+  announce(S.prechatInvalid);
+  return true;
+}
+
+// --- Satisfaction survey (CSAT) ---------------------------------------------------------------------
+
+// After a live chat ended or a persistent conversation closed the server asks (csat.request): a
+// card under that conversation with five choices and an optional comment, answered once.
+function showSurvey(conversationId) {
+  if (ui.conversations.querySelector(`form.csat[data-conversation-id="${conversationId}"]`)) return;
+  const form = document.createElement("form");
+  form.className = "csat";
+  form.noValidate = true;
+  form.dataset.conversationId = String(conversationId);
+  const fieldset = document.createElement("fieldset");
+  const legend = document.createElement("legend");
+  legend.textContent = S.csatQuestion;
+  fieldset.append(legend);
+  const scale = document.createElement("div");
+  scale.className = "csat-scale";
+  S.csatRatings.forEach((text, index) => {
+    const label = document.createElement("label");
+    label.className = "csat-choice";
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "rating";
+    input.value = String(index + 1);
+    const face = document.createElement("span");
+    face.className = "csat-number";
+    face.textContent = String(index + 1);
+    const name = document.createElement("span");
+    name.className = "csat-text";
+    name.textContent = text;
+    label.append(input, face, name);
+    scale.append(label);
+  });
+  fieldset.append(scale);
+  const commentLabel = document.createElement("label");
+  commentLabel.className = "csat-comment-label";
+  commentLabel.textContent = S.csatComment;
+  const comment = document.createElement("textarea");
+  comment.name = "comment";
+  comment.rows = 2;
+  comment.maxLength = 2000;
+  commentLabel.append(comment);
+  const error = document.createElement("p");
+  error.className = "field-error";
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.className = "button-primary";
+  button.textContent = S.csatSend;
+  form.append(fieldset, commentLabel, error, button);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitSurvey(form, conversationId);
+  });
+  const section = state.sections.get(conversationId);
+  if (section) section.list.after(form);
+  else ui.conversations.append(form);
+  scrollToBottom(); // the newest thing in the panel
+  announce(S.csatQuestion);
+}
+
+async function submitSurvey(form, conversationId) {
+  const chosen = form.querySelector("input[name=rating]:checked");
+  const error = form.querySelector(".field-error");
+  if (!chosen) {
+    error.textContent = S.csatChoose;
+    error.hidden = false;
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  const body = { conversation_id: conversationId, rating: Number(chosen.value), comment: form.elements.comment.value };
+  let thanks = S.csatThanks;
+  try {
+    await withToken(() => api("POST", "csat/", body));
+  } catch (failure) {
+    if (failure.code === "already_rated") thanks = S.csatAlready;
+    else if (failure.code === "not_found") thanks = S.csatClosed;
+    else {
+      error.textContent = failure.code === "rate_limited" ? S.rateLimited : S.errorGeneric;
+      error.hidden = false;
+      button.disabled = false;
+      return;
+    }
+  }
+  const done = document.createElement("p");
+  done.className = "csat-done";
+  done.setAttribute("role", "status");
+  done.textContent = thanks;
+  form.replaceChildren(done);
+}
 
 async function endConversation() {
   if (socketReady()) {
@@ -841,6 +1053,9 @@ function onFrame(frame, socket) {
     case "typing":
       if (frame.sender === "agent") showTyping(frame);
       break;
+    case "csat.request":
+      if (Number.isInteger(frame.conversation_id)) showSurvey(frame.conversation_id);
+      break;
     case "error":
       onErrorFrame(frame, socket);
       break;
@@ -887,7 +1102,7 @@ async function onReady(frame) {
   // Messages that were in flight when the socket dropped: resend (same client_id, no duplicate).
   for (const pending of state.pending.values()) {
     if (!renewal && pending.item.dataset.state === "sending" && !pending.restInFlight && socketReady()) {
-      state.socket.send(JSON.stringify({ type: "message.send", client_id: pending.clientId, body: pending.body }));
+      state.socket.send(JSON.stringify(sendFrame(pending)));
     }
   }
   refreshControls();
@@ -1005,6 +1220,7 @@ function refreshControls() {
   const offline = !ui.offline.hidden && !ongoing;
   const ready = Boolean(state.token) && state.booted;
   ui.composer.hidden = blocked || offline || !ready;
+  ui.prechat.hidden = ui.composer.hidden || !prechatNeeded() || hasPendingStart();
   if (ui.offline && !ui.offline.hidden && ongoing) hide(ui.offline);
   if (ui.endButton) ui.endButton.hidden = blocked || !ongoing || !config.customerCanEnd;
   const section = state.current;
@@ -1200,11 +1416,13 @@ function start() {
     refreshControls();
     scrollToBottom();
     connect();
-    if (state.visible && !ui.composer.hidden) ui.input.focus({ preventScroll: true });
+    if (state.visible && !ui.prechat.hidden) ui.prechatFields.querySelector("input, select, textarea").focus();
+    else if (state.visible && !ui.composer.hidden) ui.input.focus({ preventScroll: true });
   })();
   return starting;
 }
 
+buildPrechat();
 toHost("ready", {
   title: config.title,
   colour: config.colour,

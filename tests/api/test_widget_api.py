@@ -31,6 +31,7 @@ def test_widget_config_needs_no_credentials(api, persistent, live):
         "online": True,
         "next_opening": None,
         "language": "en",
+        "prechat": [],
     }
     assert api.get(W.format(live.widget_key)).json()["customer_can_end"] is True
 

@@ -11,17 +11,19 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from agents.models import Presence
-from conversations.models import Conversation, Status
+from conversations import services
+from conversations.models import Conversation, Label, Status
 from tests.browser.test_widget import (
     DOCS_SCREENSHOTS,
     current_conversation,
     customer_token,
+    off_thread,
     open_demo,
     sent,
     wait_until,
     write,
 )
-from tests.factories import UserFactory
+from tests.factories import CustomerFactory, UserFactory
 from workstreams.models import QuickReply
 
 pytestmark = pytest.mark.browser
@@ -373,6 +375,32 @@ def test_screenshots_of_the_inbox_and_the_supervisor_view(live_url, new_page, pe
     visitor = open_demo(new_page(), live_url, "live")
     write(visitor, "Do you ship to Norway?")
     carol = current_conversation(persistent, customer__external_id="carol")
+    # Labels and an internal note on Carol's conversation; a rated conversation for the supervisor.
+    for label, colour in (("billing", "#2563eb"), ("delivery", "#16a34a")):
+        Label.objects.create(name=label, colour=colour)
+    off_thread(services.conversation_labels_set, conversation_id=carol.pk, user=alice.user, labels=["delivery"])
+    off_thread(
+        services.agent_message_send,
+        conversation_id=carol.pk,
+        agent=alice,
+        body="Carrier says delivered to a neighbour; ask for the address.",
+        internal=True,
+    )
+    persistent.workstream.csat_enabled = True
+    persistent.workstream.save()
+    erik = CustomerFactory(authentication_setting=persistent.authentication_setting, display_name="Erik Holm")
+    rated = off_thread(services.customer_message_send, widget=persistent, customer=erik, body="Hi").conversation
+    off_thread(services.conversation_assign, conversation_id=rated.pk, agent=alice)  # Alice is full
+    off_thread(services.conversation_end, conversation_id=rated.pk, agent=alice)
+    off_thread(services.conversation_close, conversation_id=rated.pk, agent=alice)
+    off_thread(
+        services.customer_csat_submit,
+        widget=persistent,
+        customer=erik,
+        conversation_id=rated.pk,
+        rating=5,
+        comment="Quick and friendly",
+    )
     for name, width, height, language in SHOTS:
         path = "/agent/supervisor/" if name.startswith("supervisor") else f"/agent/conversations/{carol.pk}/"
         page = signed_in(new_page, live_url, alice.user, path, width=width, height=height)

@@ -8,7 +8,7 @@ import re
 from conversations import services
 
 # Input validators the adapters share with the engine: not services, one positional value each.
-VALIDATORS = {"clean_body", "clean_client_id", "clean_internal"}
+VALIDATORS = {"clean_body", "clean_client_id", "clean_internal", "clean_prechat"}
 ENTITIES = ("conversation", "customer", "agent", "queue", "queues")
 SERVICE_NAME = re.compile(rf"^a?(?:{'|'.join(ENTITIES)})_[a-z]+(?:_[a-z]+)*$")
 
