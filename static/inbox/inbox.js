@@ -715,6 +715,18 @@ function resync() {
   }
 }
 
+// The sidebar is asked for by live refreshes and by the label filter; answers may come back out
+// of order, and an older list must never land over a newer one (it would also reset the filter).
+let sidebarAsked = 0;
+document.body.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.target?.id === "sidebar") event.detail.headers["X-Sidebar-Request"] = String(++sidebarAsked);
+});
+document.body.addEventListener("htmx:beforeSwap", (event) => {
+  if (event.detail.target?.id !== "sidebar") return;
+  const asked = Number(event.detail.requestConfig?.headers?.["X-Sidebar-Request"] || sidebarAsked);
+  if (asked < sidebarAsked) event.detail.shouldSwap = false;
+});
+
 if (isInbox) {
   document.body.addEventListener("htmx:afterSwap", (event) => {
     if (event.detail.target.id === "conversation") {
