@@ -92,11 +92,20 @@ def _append(
     agent: Agent | None = None,
     author: str = "",
     client_id: str | None = None,
+    internal: bool = False,
 ) -> Message:
-    """Add a message with the next ``seq``; the conversation row is locked by the caller,
-    and the caller saves ``last_seq`` with the rest of its changes."""
+    """Add a message with the next ``seq`` (``internal``: a note, agents only); the conversation
+    row is locked by the caller, and the caller saves both seqs with the rest of its changes."""
     message = _next_message(
-        conversation, now, sender=sender, body=body, kind=kind, agent=agent, author=author, client_id=client_id
+        conversation,
+        now,
+        internal=internal,
+        sender=sender,
+        body=body,
+        kind=kind,
+        agent=agent,
+        author=author,
+        client_id=client_id,
     )
     _insert_message(message)
     events.publish_message(message)

@@ -45,6 +45,7 @@ from conversations.models import Channel, Conversation, Customer, Message, Sende
 from conversations.policy import eligible_agent_ids
 from conversations.services.assignment import queues_drain_request
 from conversations.services.common import (
+    _append,
     _check_agent,
     _move,
     _next_message,
@@ -353,7 +354,7 @@ def _note(conversation: Conversation, now: datetime, *, agent: Agent, body: str,
     if conversation.status not in NOTE_STATUSES:
         raise InvalidTransition()
     conversation.agent_read_seq = conversation.last_seq  # who writes has read what came before
-    message = _next_message(
+    message = _append(
         conversation,
         now,
         internal=True,
@@ -363,8 +364,6 @@ def _note(conversation: Conversation, now: datetime, *, agent: Agent, body: str,
         author=agent.display_name,
         client_id=client_id,
     )
-    _insert_message(message)
-    events.publish_message(message)
     _save_fields(conversation, *_NOTE_FIELDS)
     return message
 
