@@ -22,7 +22,7 @@ from django.utils.crypto import constant_time_compare
 from agents.access import session_credential, token_credential
 from agents.models import Agent, ApiToken
 from conversations import events, realtime, services
-from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, required
+from conversations.consumers import CLOSE_UNAUTHENTICATED, ProtocolConsumer, message_body, required
 from conversations.errors import Forbidden, NotFound
 from conversations.models import Conversation
 from omnichannel.api_auth import token_with_user
@@ -185,9 +185,14 @@ class AgentConsumer(ProtocolConsumer):
         agent = self._require_agent()
         conversation_id = required(frame, "conversation_id", int)
         client_id = required(frame, "client_id")
-        body = required(frame, "body")
+        body = message_body(frame)
         result = await realtime.aagent_message_send(
-            conversation_id=conversation_id, agent=agent, body=body, client_id=client_id, internal=frame.get("internal")
+            conversation_id=conversation_id,
+            agent=agent,
+            body=body,
+            client_id=client_id,
+            internal=frame.get("internal"),
+            attachments=frame.get("attachments"),
         )
         await self.send_message(events.message_object(result.message, for_agent=True), force=not result.created)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Avg, Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -26,8 +27,8 @@ OPEN_STATUSES = (Status.OPEN, Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
 
 
 def with_preview(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Annotate the last message a person wrote (body, sender; automated messages are not a
-    preview) and the customer messages the assigned agent has not read yet. The subqueries
+    """Annotate the last message a person wrote (body, sender, its first attachment's name;
+    automated messages are not a preview) and the customer messages the assigned agent has not read yet. The subqueries
     walk the (conversation, seq) unique index backwards."""
     last = Message.objects.filter(conversation=OuterRef("pk"), sender__in=(Sender.CUSTOMER, Sender.AGENT)).order_by(
         "-seq"
@@ -45,6 +46,8 @@ def with_preview(conversations: QuerySet[Conversation]) -> QuerySet[Conversation
         .annotate(
             preview_body=Subquery(last.values("body")[:1]),
             preview_sender=Subquery(last.values("sender")[:1]),
+            # A message of files only: its first file's name.
+            preview_file=Subquery(last.annotate(file=KT("attachments__0__name")).values("file")[:1]),
             unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
         )
     )
@@ -254,5 +257,9 @@ def transcript_text(conversation: Conversation) -> str:
     for message in messages.iterator(chunk_size=2000):
         author = message.author or (_("System") if message.sender == Sender.SYSTEM else message.get_sender_display())
         lines.append(f"[{stamp(message.created_at)}] {author}:")
-        lines.extend(f"    {line}" for line in message.body.splitlines() or [""])
+        lines.extend(f"    {line}" for line in message.body.splitlines() or ([] if message.attachments else [""]))
+        lines.extend(
+            "    " + _("[Attachment: %(name)s]") % {"name": attachment["name"]}
+            for attachment in message.attachments or ()
+        )
     return "\n".join(lines) + "\n"

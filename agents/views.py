@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents import selectors
 from agents.models import Agent, Presence
-from conversations import emails, services
+from conversations import emails, files, services
 from conversations.errors import DomainError, NotFound, ValidationFailed
 from conversations.models import Conversation, Label, Status
 from conversations.selectors import MAX_PAGE, message_page
@@ -128,6 +128,18 @@ def _inbox_context(request: HttpRequest) -> dict:
     }
 
 
+def _with_attachments(messages_: list) -> list:
+    """Each message's attachments as the page shows them (``m.attachment_objects``): what it
+    keeps, with a fresh signed URL, and whether a browser shows it inline as an image; as
+    static/inbox/inbox.js renders those of a live message."""
+    for message in messages_:
+        message.attachment_objects = [
+            {**files.attachment_object(summary), "inline": summary.get("content_type") in files.INLINE_TYPES}
+            for summary in message.attachments or ()
+        ]
+    return messages_
+
+
 def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict:
     messages_, has_more = message_page(conversation.pk, limit=HISTORY_PAGE)
     agent = request.agent
@@ -135,7 +147,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
     agents, queues = selectors.transfer_targets(conversation)
     return {
         "conversation": conversation,
-        "history": messages_,
+        "history": _with_attachments(messages_),
         "has_more": has_more,
         "mine": mine,
         "can_write": mine and conversation.status in (Status.ACTIVE, Status.WAITING),
@@ -347,7 +359,7 @@ def earlier_transcript(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "agent/_transcript.html",
-        {"conversation": conversation, "history": messages_, "has_more": has_more},
+        {"conversation": conversation, "history": _with_attachments(messages_), "has_more": has_more},
     )
 
 

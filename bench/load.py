@@ -5,6 +5,7 @@ tokens) or to the floor (bench/floor/server.py), spreading sockets over the serv
     python -m bench.load messages --target omni --ports 8101,8102 --fixture F --rates 300 --step 60
     python -m bench.load idle --target omni --port 8101 --fixture F --levels 1000,5000,10000
     python -m bench.load history --target omni --port 8101 --fixture F --requests 1000
+    python -m bench.load uploads --ports 8101,8102 --fixture F --clients 5 --size 10000000
 
 Every mode prints one JSON object per line on stdout (the idle mode waits for a line on
 stdin between levels, so bench/run.py can measure the server meanwhile).
@@ -373,6 +374,75 @@ def run_history(args) -> None:
     print(dumps({"event": "history", **out}), flush=True)
 
 
+UPLOAD_WIDGET = "demo-persistent"
+
+
+def run_uploads(args) -> None:
+    """``--clients`` customers each upload a ``--size`` byte PDF to the widget's attachment
+    endpoint, one after the other, until stdin closes (bench/run.py measures the message path
+    meanwhile); then one JSON line: uploads done, refused, and their durations."""
+    import threading
+
+    with open(args.fixture) as handle:
+        fixture = json.load(handle)
+    ports = [int(p) for p in args.ports.split(",")]
+    boundary = "bench-" + uuid.uuid4().hex
+    pdf = b"%PDF-1.4\n" + b"0" * (args.size - 16) + b"\n%%EOF\n"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    body = head + pdf + f"\r\n--{boundary}--\r\n".encode()
+    stop = threading.Event()
+    done: list[float] = []
+    refused: list[str] = []
+
+    def client(n: int) -> None:
+        token = fixture["conversations"][n]["token"]
+        port = ports[n % len(ports)]
+        path = f"/api/v1/widget/{UPLOAD_WIDGET}/conversation/attachments/"
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(body)),
+            "Host": "127.0.0.1",
+        }
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while not stop.is_set():
+            t = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = response.read()
+            if response.status == 201:
+                done.append(time.perf_counter() - t)
+            else:
+                refused.append(f"{response.status} {answer[:120]!r}")
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    print(dumps({"event": "uploading"}), flush=True)
+    sys.stdin.read()  # until bench/run.py closes it
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    seconds = sorted(done)
+    print(
+        dumps(
+            {
+                "event": "uploads",
+                "done": len(done),
+                "refused": len(refused),
+                "refusals": refused[:3],
+                "megabytes": round(len(done) * args.size / 1e6),
+                "p50_s": round(percentile(seconds, 50), 2) if seconds else None,
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -393,6 +463,11 @@ def main() -> None:
     i.add_argument("--fixture", required=True)
     i.add_argument("--levels", default="1000,2000,5000,10000")
     i.add_argument("--concurrency", type=int, default=100)
+    u = sub.add_parser("uploads", help="customers uploading attachments without pause (stdin closes: stop)")
+    u.add_argument("--ports", required=True)
+    u.add_argument("--fixture", required=True)
+    u.add_argument("--clients", type=int, default=5)
+    u.add_argument("--size", type=int, default=10_000_000)
     h = sub.add_parser("history")
     h.add_argument("--target", choices=["omni", "floor"], required=True)
     h.add_argument("--port", type=int, required=True)
@@ -402,6 +477,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "history":
         run_history(args)
+        return
+    if args.mode == "uploads":
+        run_uploads(args)
         return
     try:
         import uvloop

@@ -20,6 +20,7 @@ import atexit
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -45,7 +46,7 @@ WORK = BASE_DIR / "var" / "bench"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/omnichannel_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/2"
 
-FIGURES = ("latency", "throughput", "connections", "history", "assignment")
+FIGURES = ("latency", "throughput", "connections", "history", "assignment", "uploads")
 
 
 def log(*parts) -> None:
@@ -424,6 +425,58 @@ class Bench:
         lines = run_json(args, self.env)
         return [line for line in lines if line.get("event") == "step"]
 
+    def uploads(self, fixture: Path) -> dict:
+        """The latency figure (Omnichannel only) while ``--upload-clients`` customers upload
+        10 MB attachments to the same server processes without pause, with the processes'
+        peak resident memory meanwhile (sampled every 100 ms) beside their memory before."""
+        servers = [psutil.Process(p.pid) for p in self.omni]
+        before = sum(proc.memory_info().rss for proc in servers)
+        peak = [before]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.wait(0.1):
+                peak[0] = max(peak[0], sum(proc.memory_info().rss for proc in servers))
+
+        load = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "bench.load",
+                "uploads",
+                "--ports",
+                ",".join(map(str, self.omni_ports)),
+                "--fixture",
+                str(fixture),
+                "--clients",
+                str(self.opts.upload_clients),
+            ],
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        sampler = threading.Thread(target=sample, daemon=True)
+        try:
+            assert json.loads(load.stdout.readline())["event"] == "uploading"
+            sampler.start()
+            time.sleep(2)  # the uploads under way
+            (step,) = self.messages("omni", fixture, str(self.opts.rate), self.opts.duration, stop_on_fail=False)
+        finally:
+            load.stdin.close()
+            summary = json.loads(load.stdout.read().strip().splitlines()[-1])
+            load.wait(timeout=180)
+            sampling.set()
+            shutil.rmtree(WORK / "var" / "media", ignore_errors=True)
+        mib = 1024 * 1024
+        return {
+            "latency": step,
+            "uploads": summary,
+            "rss_before_mib": round(before / mib, 1),
+            "rss_peak_mib": round(peak[0] / mib, 1),
+            "rss_growth_mib": round((peak[0] - before) / mib, 1),
+        }
+
     def idle(self, target: str, fixture: Path, levels: list[int]) -> dict:
         port = self.omni_ports[0] if target == "omni" else self.floor_ports[0]
         server = (self.omni if target == "omni" else self.floor)[0]
@@ -644,7 +697,7 @@ def run_all(opts) -> dict:
         for run in range(1, opts.runs + 1):
             log(f"== run {run} of {opts.runs}")
             r: dict = {}
-            if "latency" in opts.figures or "throughput" in opts.figures:
+            if {"latency", "throughput", "uploads"} & set(opts.figures):
                 bench.omni_fixture("latency", "--customers", str(opts.customers), "--agents", str(opts.agents))
                 omni_fixture = WORK / "omni-latency.json"
                 floor_fixture = bench.floor_fixture(opts.customers, opts.agents)
@@ -675,6 +728,10 @@ def run_all(opts) -> dict:
                         f"  max {r['throughput'][target]['max_rate']}/s; steps: "
                         + ", ".join(f"{s['rate']:.0f}/s p99 {s['all_p99']} lost {s['lost']}" for s in steps)
                     )
+            if "uploads" in opts.figures:
+                log(f"latency omni while {opts.upload_clients} customers upload 10 MB files: {opts.rate}/s")
+                r["uploads"] = bench.uploads(omni_fixture)
+                log(f"  {r['uploads']}")
             if "connections" in opts.figures:
                 bench.restart_web()
                 for target in ("omni", "floor"):
@@ -768,6 +825,28 @@ def table(results: dict) -> str:
         )
         add(
             "Duplicated at that load", ("latency", "omni", "duplicated"), ("latency", "floor", "duplicated"), "", 0, "0"
+        )
+    if runs and "uploads" in runs[0]:
+        clients = results["options"]["upload_clients"]
+        rate = results["options"]["rate"]
+        for p in (50, 99):
+            add(
+                f"Delivery customer → agent p{p} at {rate:g}/s while {clients} customers upload 10 MB files",
+                ("uploads", "latency", f"c2a_p{p}"),
+                None,
+                " ms",
+                2,
+                "≤ 25 ms" if p == 99 else "",
+            )
+        add("Lost meanwhile", ("uploads", "latency", "lost"), None, "", 0, "0")
+        add("10 MB uploads done meanwhile", ("uploads", "uploads", "done"), None, "", 0)
+        add(
+            "Server processes' resident memory: growth to the peak while uploading",
+            ("uploads", "rss_growth_mib"),
+            None,
+            " MiB",
+            1,
+            f"< {clients} × 10 MB",
         )
     if runs and "throughput" in runs[0]:
         add(
@@ -938,6 +1017,7 @@ def main() -> None:
     parser.add_argument("--assign-conversations", type=int, default=2000)
     parser.add_argument("--assign-agents", type=int, default=100)
     parser.add_argument("--assign-timeout", type=float, default=180)
+    parser.add_argument("--upload-clients", type=int, default=5, help="customers uploading in the uploads figure")
     parser.add_argument("--out", default=str(WORK / "results.md"))
     parser.add_argument("--table", metavar="RESULTS_JSON", help="only print the table of an earlier results.json")
     opts = parser.parse_args()

@@ -17,12 +17,12 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext, pgettext_lazy
 
 from agents.models import Agent
-from conversations import privacy, services
+from conversations import files, privacy, services
 from conversations.errors import DomainError
 from conversations.models import Conversation, Customer, Label, Message, OutboundEmail, Status
 from omnichannel.csp import CSP, set_policy
@@ -43,7 +43,7 @@ class ReadOnlyAdminMixin:
 
 class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Message
-    fields = ["seq", "created_at", "sender", "author", "kind", "channel", "note", "body"]
+    fields = ["seq", "created_at", "sender", "author", "kind", "channel", "note", "body", "files"]
     readonly_fields = fields
     ordering = ["seq"]
     extra = 0
@@ -53,6 +53,16 @@ class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     @admin.display(boolean=True, description=_("internal note"))
     def note(self, message: Message) -> bool:
         return message.internal
+
+    @admin.display(description=_("attachments"))
+    def files(self, message: Message) -> str:
+        """Each attachment as a link by its signed URL (the file itself, never its name, decides
+        how a browser shows it: conversations.views.attachment_file)."""
+        return format_html_join(
+            ", ",
+            '<a href="{}" rel="noopener" target="_blank">{}</a>',
+            ((files.signed_url(a["id"]), a["name"]) for a in message.attachments or ()),
+        )
 
 
 class ReassignForm(forms.Form):

@@ -13,18 +13,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
-from conversations import emails, events, inbound, services
+from conversations import emails, events, files, inbound, services
 from conversations.customer_tokens import authenticate_customer, get_widget, issue_visitor_token
 from conversations.errors import (
     AuthenticationRequired,
     BodyEmpty,
     BodyTooLong,
+    FileTooLarge,
     InvalidToken,
     NotFound,
     SenderMismatch,
@@ -40,6 +42,8 @@ from conversations.selectors import (
 from conversations.serializers import (
     AcceptedOut,
     AgentConversationOut,
+    AttachmentUploadDoc,
+    AttachmentUploadOut,
     CloseInput,
     ConversationListOut,
     ConversationOut,
@@ -63,7 +67,8 @@ from conversations.serializers import (
     WidgetConfigOut,
 )
 from omnichannel.api import AgentThrottle, WidgetThrottle
-from workstreams.models import ChatWidget, DistributionMode, Queue
+from omnichannel.parsers import JSONParser
+from workstreams.models import ChatWidget, DistributionMode, Queue, Workstream
 
 ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 413, 429), ErrorOut)
 PAGE_PARAMETERS = [
@@ -141,6 +146,7 @@ class WidgetConfigApi(WidgetApiView):
                 "mode": workstream.mode,
                 "customer_can_end": workstream.customer_can_end,
                 "prechat": [question.as_config(widget.language) for question in workstream.prechat_fields.all()],
+                "attachments": {"max_size": workstream.attachment_max_size, "types": workstream.attachment_type_list},
                 "auth_required": widget.authentication_setting_id is not None,
                 "online": online,
                 "next_opening": next_opening.isoformat() if next_opening else None,
@@ -185,12 +191,54 @@ class CustomerMessagesApi(WidgetApiView):
             services.customer_message_send(
                 widget=widget,
                 customer=customer,
-                body=data.validated_data["body"],
+                body=data.validated_data.get("body"),
                 client_id=data.validated_data.get("client_id"),
                 internal=data.validated_data.get("internal"),
                 prechat=data.validated_data.get("prechat"),
+                attachments=data.validated_data.get("attachments"),
             ),
             for_agent=False,
+        )
+
+
+def _upload(request: Request, workstream: Workstream):
+    """The request's one file, refused as too large from its declared length before the body
+    is read (omnichannel.uploads refuses, before Django, what no workstream would take)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0) or None
+    except ValueError:
+        length = None
+    if workstream.attachment_request_too_large(length):
+        raise FileTooLarge(max_size=workstream.attachment_max_size)
+    return request.FILES.get("file")
+
+
+def _attachment_response(attachment) -> Response:
+    return Response({"attachment": files.attachment_object(attachment.summary())}, status=status.HTTP_201_CREATED)
+
+
+UPLOAD_ERRORS = {**ERRORS, 415: ErrorOut}
+# multipart/form-data; a JSON body is read too, so that it gets the same answer as everywhere (a
+# CSRF refusal before anything else for a session, then "no file": validation_error).
+UPLOAD_PARSERS = [MultiPartParser, JSONParser]
+
+
+class CustomerAttachmentsApi(WidgetApiView):
+    parser_classes = UPLOAD_PARSERS
+
+    @extend_schema(
+        parameters=BEARER,
+        request={"multipart/form-data": AttachmentUploadDoc},
+        responses={201: AttachmentUploadOut, **UPLOAD_ERRORS},
+        summary="Upload an attachment (customer)",
+    )
+    def post(self, request: Request, widget_key: str) -> Response:
+        """A file for the customer's next message (docs/protocol.md, "Attachments")."""
+        widget = self.widget(widget_key)
+        customer = self.customer(request, widget)
+        upload = _upload(request, widget.workstream)
+        return _attachment_response(
+            services.customer_attachment_upload(widget=widget, customer=customer, upload=upload)
         )
 
 
@@ -257,7 +305,7 @@ class OfflineMessageApi(WidgetApiView):
                 customer=customer,
                 name=data.validated_data.get("name", "").strip(),
                 email=data.validated_data["email"],
-                body=data.validated_data["body"],
+                body=data.validated_data.get("body"),
             ),
             for_agent=False,
         )
@@ -436,11 +484,32 @@ class AgentMessagesApi(AgentApiView):
             services.agent_message_send(
                 conversation_id=conversation_id,
                 agent=self.agent(request),
-                body=data.validated_data["body"],
+                body=data.validated_data.get("body"),
                 client_id=data.validated_data.get("client_id"),
                 internal=data.validated_data.get("internal"),
+                attachments=data.validated_data.get("attachments"),
             ),
             for_agent=True,
+        )
+
+
+class AgentAttachmentsApi(AgentApiView):
+    parser_classes = UPLOAD_PARSERS
+
+    @extend_schema(
+        request={"multipart/form-data": AttachmentUploadDoc},
+        responses={201: AttachmentUploadOut, **UPLOAD_ERRORS},
+        summary="Upload an attachment (agent)",
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """A file for the agent's next message or note in its conversation."""
+        agent = self.agent(request)
+        conversation = Conversation.objects.select_related("workstream").filter(pk=conversation_id, agent=agent).first()
+        if conversation is None:
+            raise NotFound()
+        upload = _upload(request, conversation.workstream)
+        return _attachment_response(
+            services.agent_attachment_upload(conversation_id=conversation_id, agent=agent, upload=upload)
         )
 
 

@@ -331,6 +331,14 @@ def required(frame: dict[str, Any], name: str, kind: type = str) -> Any:
     return value
 
 
+def message_body(frame: dict[str, Any]) -> str:
+    """A ``message.send``'s body: required, unless the message carries attachments (it may then
+    be empty or absent; the engine checks both)."""
+    if frame.get("body") is None and frame.get("attachments"):
+        return ""
+    return required(frame, "body")
+
+
 def optional_seq(frame: dict[str, Any], name: str) -> int:
     value = frame.get(name, 0)
     if value is None:
@@ -457,7 +465,7 @@ class WidgetConsumer(ProtocolConsumer):
 
     async def on_message_send(self, frame: dict[str, Any]) -> None:
         client_id = required(frame, "client_id")
-        body = required(frame, "body")
+        body = message_body(frame)
         key = f"customer:{self.customer.pk}"
         if not await ratelimit.aallow(key, *MESSAGE_RATE):
             raise RateLimited(retry_after=_seconds(await ratelimit.aretry_after(key, MESSAGE_RATE[1])))
@@ -468,6 +476,7 @@ class WidgetConsumer(ProtocolConsumer):
             client_id=client_id,
             internal=frame.get("internal"),
             prechat=frame.get("prechat"),
+            attachments=frame.get("attachments"),
         )
         if result.conversation.pk != self.conversation_id and result.created:
             self._track(result.conversation.pk, result.conversation.agent_id)

@@ -78,6 +78,20 @@ class AlreadyRated(DomainError):
     default_detail = _("You have already rated this conversation.")
 
 
+class FileTooLarge(DomainError):
+    """An attachment larger than its workstream allows (or than any workstream may)."""
+
+    code, status = "file_too_large", 413
+    default_detail = _("The file is too large.")
+
+
+class FileTypeNotAllowed(DomainError):
+    """An attachment whose bytes are of a type its workstream does not allow."""
+
+    code, status = "file_type_not_allowed", 415
+    default_detail = _("Files of this type cannot be sent here.")
+
+
 class AgentUnavailable(DomainError):
     """An addition to the protocol (docs/protocol.md): the target agent of a transfer or pick cannot take it."""
 

@@ -20,6 +20,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from conversations import files
 from conversations.models import Conversation, Message
 from conversations.selectors import agent_capacity, waiting_counts
 from omnichannel.realtime.serverloop import server_loop
@@ -71,6 +72,7 @@ def message_object(message: Message, *, for_agent: bool = False) -> dict[str, An
         "body": message.body,
         "channel": message.channel,
         "internal": message.internal,
+        "attachments": [files.attachment_object(summary) for summary in message.attachments or ()],
         "created_at": _iso(message.created_at),
     }
 

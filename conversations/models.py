@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -282,6 +284,9 @@ class Message(models.Model):
     body = models.TextField(_("body"))
     client_id = models.CharField(_("client id"), max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = none given
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices, default=Channel.CHAT)
+    # What its attachments were when it was sent (id, name, size, content_type of each; NULL:
+    # none), so that a page of history is one query; the files are the Attachment rows.
+    attachments = models.JSONField(_("attachments"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"))
 
     class Meta:
@@ -306,6 +311,49 @@ class Message(models.Model):
     def internal(self) -> bool:
         """An internal note: agents see it, the customer never does."""
         return self.customer_seq is None
+
+
+def _attachment_path(attachment: Attachment, filename: str) -> str:
+    """Where a file is stored: by month and its id, never by the name a client gave."""
+    return f"attachments/{attachment.created_at:%Y/%m}/{attachment.pk.hex}"
+
+
+class Attachment(models.Model):
+    """A file uploaded by a customer or an agent, for a message of a conversation. Until a
+    message carries it (``message``), only its uploader may attach it: a customer within its
+    workstream (and ongoing conversation, when it had one), an agent within the conversation.
+    Never sent, it is removed after a day (conversations.sweeps). Its ``content_type`` is what
+    its bytes are (conversations.files), not what the client said."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workstream = models.ForeignKey(Workstream, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, null=True, blank=True, related_name="files")
+    sender = models.CharField(_("uploaded by"), max_length=8, choices=Sender.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments")
+    agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    file = models.FileField(_("file"), upload_to=_attachment_path, max_length=255)
+    name = models.CharField(_("name"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size"))
+    content_type = models.CharField(_("type"), max_length=127)
+    created_at = models.DateTimeField(_("uploaded"))
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        indexes = [
+            # The orphan sweep: uploads never sent, oldest first.
+            models.Index(fields=["created_at"], condition=models.Q(message__isnull=True), name="attachment_unsent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def summary(self) -> dict:
+        """What a message keeps of it (``Message.attachments``)."""
+        return {"id": str(self.pk), "name": self.name, "size": self.size, "content_type": self.content_type}
 
 
 class EmailKind(models.TextChoices):

@@ -20,9 +20,9 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from conversations import services
+from conversations import files, services
 from conversations.errors import ConversationsOngoing, NotFound, ValidationFailed
-from conversations.models import Conversation, Customer, Message, Status
+from conversations.models import Attachment, Conversation, Customer, Message, Status
 
 audit = logging.getLogger("omnichannel.audit")
 
@@ -96,8 +96,30 @@ def _message_data(message: Message) -> dict[str, Any]:
         "kind": message.kind or None,
         "body": message.body,
         "client_id": message.client_id,
+        "attachments": [summary["id"] for summary in message.attachments or ()],
         "created_at": _iso(message.created_at),
     }
+
+
+def _attachment_data(attachment: Attachment) -> dict[str, Any]:
+    """An uploaded file with its bytes (base64), sent in a message (``conversation_id``,
+    ``message_seq``) or not (yet)."""
+    return {
+        "id": str(attachment.pk),
+        "name": attachment.name,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+        "uploaded_by": attachment.sender,
+        "conversation_id": attachment.conversation_id,
+        "message_seq": attachment.message.seq if attachment.message_id else None,
+        "created_at": _iso(attachment.created_at),
+        "content_base64": files.content_base64(attachment.file.name),
+    }
+
+
+def _attachments_of(customer_id: int) -> QuerySet[Attachment]:
+    """Every file uploaded by the customer or into its conversations."""
+    return Attachment.objects.filter(Q(customer_id=customer_id) | Q(conversation__customer_id=customer_id))
 
 
 def _conversation_data(conversation: Conversation) -> dict[str, Any]:
@@ -124,8 +146,9 @@ def _conversation_data(conversation: Conversation) -> dict[str, Any]:
 
 def customers_export(*, customers: QuerySet[Customer] | list[Customer], actor: str) -> dict[str, Any]:
     """Everything stored about these customers, as one JSON-ready document: the customer
-    records (with the claims their website sent: name, email, context variables) and every
-    conversation with its full history, wrap-up notes included."""
+    records (with the claims their website sent: name, email, context variables), every
+    conversation with its full history, wrap-up notes included, and every file uploaded by the
+    customer or into its conversations, with its bytes."""
     ids = sorted({c.pk for c in customers})
     records = Customer.objects.filter(pk__in=ids).select_related("authentication_setting", "widget").order_by("pk")
     result = []
@@ -139,7 +162,10 @@ def customers_export(*, customers: QuerySet[Customer] | list[Customer], actor: s
         ]
         conversations += len(history)
         messages += sum(len(c["messages"]) for c in history)
-        result.append({**_customer_data(customer), "conversations": history})
+        uploads = [
+            _attachment_data(a) for a in _attachments_of(customer.pk).select_related("message").order_by("created_at")
+        ]
+        result.append({**_customer_data(customer), "conversations": history, "attachments": uploads})
     if len(result) != len(ids):
         raise NotFound("A customer of the request no longer exists.")
     audit.info(
@@ -187,14 +213,15 @@ def erasure_plan(customer: Customer) -> ErasurePlan:
 
 
 def customer_erase(*, customer_id: int, actor: str, close_ongoing: bool = False) -> ErasureResult:
-    """Delete a customer, its conversations and their messages.
+    """Delete a customer, its conversations and their messages, and every file uploaded by it
+    or into its conversations (the rows now, the stored files once that is committed).
 
-    A conversation that is not closed yet (open, active, waiting, wrap-up) is refused with
-    ``ConversationsOngoing`` unless ``close_ongoing``: then each is force-closed through the
-    engine first, in its own transaction, so its agent's capacity is freed and the customer's
-    widget and the agents' inboxes hear that it ended. The deletion itself runs under the
-    customer's row lock (the lock a first message takes to start a conversation) and checks
-    again, so nothing the customer sends meanwhile survives the erasure half-done."""
+        A conversation that is not closed yet (open, active, waiting, wrap-up) is refused with
+        ``ConversationsOngoing`` unless ``close_ongoing``: then each is force-closed through the
+        engine first, in its own transaction, so its agent's capacity is freed and the customer's
+        widget and the agents' inboxes hear that it ended. The deletion itself runs under the
+        customer's row lock (the lock a first message takes to start a conversation) and checks
+        again, so nothing the customer sends meanwhile survives the erasure half-done."""
     if not Customer.objects.filter(pk=customer_id).exists():
         raise NotFound("No such customer.")
     closed = 0
@@ -211,6 +238,9 @@ def customer_erase(*, customer_id: int, actor: str, close_ongoing: bool = False)
             raise ConversationsOngoing(ongoing=ongoing)
         conversations = Conversation.objects.filter(customer_id=customer_id)
         conversation_count = conversations.count()
+        stored = list(_attachments_of(customer_id).values_list("file", flat=True))
+        _attachments_of(customer_id).delete()
+        transaction.on_commit(lambda: files.delete_files(stored))
         message_count, _ = Message.objects.filter(conversation__customer_id=customer_id).delete()
         conversations.delete()
         customer.delete()

@@ -76,11 +76,13 @@ async def acustomer_message_send(
     client_id: object = None,
     internal: object = False,
     prechat: object = None,
+    attachments: object = None,
 ) -> SendResult:
     """``customer_message_send`` for a consumer: on the event loop when the message only appends
     (into an active conversation: the pre-chat answers of a start do not apply); otherwise the
-    full path, with the widget and the customer read again (``resolve``)."""
-    if asyncdb.enabled():
+    full path, with the widget and the customer read again (``resolve``), which a message with
+    attachments always takes (it claims the uploads)."""
+    if asyncdb.enabled() and attachments is None:
         result = await services.acustomer_message_append(
             widget_id=widget.pk,
             workstream_id=widget.workstream_id,
@@ -92,7 +94,9 @@ async def acustomer_message_send(
         if result is not None:
             return result
     return await frame_sync_to_async(_resolved_customer_message_send)(
-        widget, customer, {"body": body, "client_id": client_id, "internal": internal, "prechat": prechat}
+        widget,
+        customer,
+        {"body": body, "client_id": client_id, "internal": internal, "prechat": prechat, "attachments": attachments},
     )
 
 
@@ -110,16 +114,27 @@ def resolved_customer_conversation_end(*, widget: ChatWidget | WidgetRef, custom
 
 
 async def aagent_message_send(
-    *, conversation_id: int, agent: Agent, body: object, client_id: object = None, internal: object = False
+    *,
+    conversation_id: int,
+    agent: Agent,
+    body: object,
+    client_id: object = None,
+    internal: object = False,
+    attachments: object = None,
 ) -> SendResult:
     """``agent_message_send`` for a consumer: on the event loop when the message only appends
-    (an internal note never does: it takes the full path)."""
-    if asyncdb.enabled() and not services.clean_internal(internal):
+    (an internal note or a message with attachments never does: it takes the full path)."""
+    if asyncdb.enabled() and attachments is None and not services.clean_internal(internal):
         result = await services.aagent_message_append(
             conversation_id=conversation_id, agent=agent, body=body, client_id=client_id
         )
         if result is not None:
             return result
     return await frame_sync_to_async(services.agent_message_send)(
-        conversation_id=conversation_id, agent=agent, body=body, client_id=client_id, internal=internal
+        conversation_id=conversation_id,
+        agent=agent,
+        body=body,
+        client_id=client_id,
+        internal=internal,
+        attachments=attachments,
     )

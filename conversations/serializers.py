@@ -34,10 +34,17 @@ class MessagePageQuery(serializers.Serializer):
 
 class MessageSend(serializers.Serializer):
     client_id = FrameText(max_length=64, required=False, allow_null=True, trim_whitespace=False)
-    body = FrameText(allow_blank=True, trim_whitespace=False)
+    # Required unless the message carries attachments (the engine's clean_body then allows none).
+    body = FrameText(allow_blank=True, trim_whitespace=False, required=False)
+    attachments = serializers.JSONField(required=False, allow_null=True)  # checked by the engine
     # As the socket reads it: the engine checks it (true or false; services.clean_internal).
     internal = serializers.JSONField(required=False, allow_null=True)
     prechat = serializers.JSONField(required=False, allow_null=True)  # checked by the engine (clean_prechat)
+
+    def validate(self, attrs):
+        if "body" not in attrs and not attrs.get("attachments"):
+            raise serializers.ValidationError({"body": ["This field is required."]})
+        return attrs
 
 
 class MessageSendDoc(serializers.Serializer):
@@ -45,7 +52,18 @@ class MessageSendDoc(serializers.Serializer):
     (trimmed, docs/protocol.md); the server answers body_empty / body_too_long otherwise."""
 
     client_id = serializers.CharField(max_length=64, required=False, allow_null=True)
-    body = serializers.RegexField(r"\S", max_length=4000)
+    body = serializers.CharField(
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        help_text="1 to 4,000 characters after trimming; may be empty or absent when attachments are given.",
+    )
+    attachments = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=10,
+        required=False,
+        help_text="Ids of the sender's uploads for this conversation (POST …/attachments/), at most 10.",
+    )
     internal = serializers.BooleanField(
         required=False, default=False, help_text="An agent's internal note: agents see it, the customer never does."
     )
@@ -137,6 +155,25 @@ class InboundEmailOut(serializers.Serializer):
     seq = serializers.IntegerField(required=False)
 
 
+class AttachmentOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField(help_text="Decided from the file's bytes.")
+    url = serializers.CharField(
+        help_text="Signed and short-lived (ATTACHMENT_URL_MAX_AGE); needs no other credential. "
+        "Relative to the server's origin."
+    )
+
+
+class AttachmentUploadOut(serializers.Serializer):
+    attachment = AttachmentOut()
+
+
+class AttachmentUploadDoc(serializers.Serializer):
+    file = serializers.FileField(help_text="One file; its workstream's size and type limits apply.")
+
+
 class MessageOut(serializers.Serializer):
     conversation_id = serializers.IntegerField()
     seq = serializers.IntegerField()
@@ -147,6 +184,7 @@ class MessageOut(serializers.Serializer):
     channel = serializers.ChoiceField(choices=["chat", "email"])
     body = serializers.CharField()
     internal = serializers.BooleanField(help_text="An internal note (only agents ever see one).")
+    attachments = AttachmentOut(many=True)
     created_at = serializers.DateTimeField()
 
 
@@ -209,6 +247,13 @@ class PrechatQuestionOut(serializers.Serializer):
     choices = serializers.ListField(child=serializers.CharField())
 
 
+class AttachmentLimitsOut(serializers.Serializer):
+    max_size = serializers.IntegerField(help_text="The largest file, in bytes.")
+    types = serializers.ListField(
+        child=serializers.CharField(), help_text="Allowed media types (image/* for every image); empty: none."
+    )
+
+
 class WidgetConfigOut(serializers.Serializer):
     title = serializers.CharField()
     subtitle = serializers.CharField(allow_blank=True)
@@ -220,6 +265,7 @@ class WidgetConfigOut(serializers.Serializer):
     next_opening = serializers.DateTimeField(allow_null=True)
     language = serializers.CharField()
     prechat = PrechatQuestionOut(many=True, help_text="The pre-chat form; empty when the workstream asks nothing.")
+    attachments = AttachmentLimitsOut(help_text="What the workstream accepts as attachments (checked again on upload).")
 
 
 class TokenOut(serializers.Serializer):

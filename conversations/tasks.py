@@ -94,3 +94,9 @@ def emails_task() -> dict[str, int]:
     for email_id in emails.unsent_due(now):
         counts["sent"] += emails.outbound_send(email_id)
     return counts
+
+
+@shared_task(acks_late=True)
+def attachments_sweep_task() -> int:
+    """Hourly: remove uploads no message took within ATTACHMENT_ORPHAN_AGE (rows and files)."""
+    return services.attachments_sweep()

@@ -8,19 +8,24 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils import translation
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
-from conversations import services
+from conversations import files, services
 from conversations.emails import unsubscribe_token_read
-from omnichannel.csp import CSP, set_policy
+from conversations.models import Attachment
+from omnichannel.csp import CSP, HEADER, set_policy
 from workstreams.demo import DEMO_SETTING_NAME, demo_token
 from workstreams.models import ChatWidget
 
@@ -118,6 +123,25 @@ def _strings() -> dict[str, str | list[str]]:
         "csatThanks": pgettext("chat widget", "Thank you for your rating!"),
         "csatAlready": pgettext("chat widget", "You have already rated this conversation. Thank you!"),
         "csatClosed": pgettext("chat widget", "This survey is closed."),
+        "attach": pgettext("chat widget", "Attach files"),
+        "attachedFiles": pgettext("chat widget", "Files for your next message"),
+        "dropHint": pgettext("chat widget", "Drop files here to attach them"),
+        "removeFile": pgettext("chat widget", "Remove %(name)s"),
+        "uploading": pgettext("chat widget", "Uploading %(name)s…"),
+        "attached": pgettext("chat widget", "%(name)s is attached."),
+        "stillUploading": pgettext("chat widget", "Wait until the files have uploaded, then send."),
+        "tooManyFiles": pgettext("chat widget", "A message can carry at most %(count)s files."),
+        "fileTooLarge": pgettext("chat widget", "%(name)s is too large: a file can be at most %(size)s."),
+        "fileTypeNotAllowed": pgettext("chat widget", "%(name)s cannot be sent: files of this type are not allowed."),
+        "fileEmpty": pgettext("chat widget", "%(name)s is empty."),
+        "uploadFailed": pgettext("chat widget", "%(name)s could not be uploaded. Please try again."),
+        "uploadRateLimited": pgettext("chat widget", "You are sending files too fast. Wait a moment and try again."),
+        "opensInNewTab": pgettext("chat widget", "(opens in a new tab)"),
+        "fileSize": [
+            pgettext("chat widget", "%(size)s B"),
+            pgettext("chat widget", "%(size)s KB"),
+            pgettext("chat widget", "%(size)s MB"),
+        ],
     }
 
 
@@ -219,3 +243,48 @@ def email_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         done = services.customer_email_unsubscribe(customer_id=customer_id)
         return render(request, "unsubscribe.html", {"state": "done" if done else "invalid"})
     return render(request, "unsubscribe.html", {"state": "ask"})
+
+
+FILE_CHUNK = 64 * 1024
+
+
+async def _chunks(handle):
+    """A stored file's bytes, a chunk at a time, read off the event loop."""
+    read = sync_to_async(handle.read, thread_sensitive=False)
+    try:
+        while chunk := await read(FILE_CHUNK):
+            yield chunk
+    finally:
+        await sync_to_async(handle.close, thread_sensitive=False)()
+
+
+@require_safe
+def attachment_file(request: HttpRequest, token: str) -> HttpResponse:
+    """An attachment, by its signed and short-lived URL (conversations.files), with no other
+    credential. It can never run in this origin: ``nosniff``, the type its bytes were found to
+    be, ``Content-Disposition: attachment`` unless it is an image a browser shows
+    (``files.INLINE_TYPES``; never SVG), and a policy that lets nothing load or run."""
+    attachment_id = files.unsign(token)
+    attachment = Attachment.objects.filter(pk=attachment_id).first() if attachment_id else None
+    if attachment is None:
+        return JsonResponse(
+            {
+                "code": "not_found",
+                "detail": _("This link has expired or the file is gone; load the conversation again."),
+            },
+            status=404,
+        )
+    try:
+        handle = attachment.file.open("rb")
+    except (FileNotFoundError, OSError):
+        return JsonResponse({"code": "not_found", "detail": _("The file is gone.")}, status=404)
+    inline = attachment.content_type in files.INLINE_TYPES
+    # Read in chunks by an async iterator: under ASGI, Django would read a sync iterator (a
+    # FileResponse) whole into memory before sending it.
+    response = StreamingHttpResponse(_chunks(handle), content_type=attachment.content_type)
+    response["Content-Length"] = str(attachment.size)
+    response["Content-Disposition"] = content_disposition_header(not inline, attachment.name)
+    response["X-Content-Type-Options"] = "nosniff"
+    response[HEADER] = "default-src 'none'; sandbox"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response

@@ -10,10 +10,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnichannel.settings")
 django.setup(set_prefix=False)
 
 from omnichannel.realtime import http  # noqa: E402
+from omnichannel.uploads import BodySizeLimit  # noqa: E402
 
 # Django's get_asgi_application(), with the middleware run in one hop to a thread, unless
-# OMNICHANNEL_STOCK_REALTIME (omnichannel/realtime/http.py).
-django_asgi_app = http.application()
+# OMNICHANNEL_STOCK_REALTIME (omnichannel/realtime/http.py); a request body larger than any
+# workstream accepts is refused before Django reads it (omnichannel/uploads.py).
+django_asgi_app = BodySizeLimit(http.application())
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -229,6 +229,8 @@ CELERY_BEAT_SCHEDULE = {
     "average-wait": {"task": "conversations.tasks.average_wait_task", "schedule": 60.0},
     # EMAIL_SWEEP_INTERVAL: seconds between looks for unread replies due by email (docs/email.md).
     "emails": {"task": "conversations.tasks.emails_task", "schedule": env.float("EMAIL_SWEEP_INTERVAL", default=30.0)},
+    # Uploads never sent in a message (ATTACHMENT_ORPHAN_AGE).
+    "attachments": {"task": "conversations.tasks.attachments_sweep_task", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -271,8 +273,39 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# --- Attachments (docs/operations: "Attachments") ---------------------------------------------------
+# Files live in Django's default storage: the local file system under MEDIA_ROOT, or with
+# ATTACHMENT_STORAGE=s3 an S3-compatible bucket through django-storages (AWS_STORAGE_BUCKET_NAME,
+# AWS_S3_ENDPOINT_URL, AWS_S3_REGION_NAME, and credentials as boto3 finds them). Either way the
+# files are private: clients get them only through the app's signed, short-lived URLs.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+ATTACHMENT_STORAGE = env.str("ATTACHMENT_STORAGE", default="filesystem")
+if ATTACHMENT_STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+elif ATTACHMENT_STORAGE == "filesystem":
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    raise ImproperlyConfigured("ATTACHMENT_STORAGE is filesystem or s3")
+# How long an attachment's signed URL works (seconds).
+ATTACHMENT_URL_MAX_AGE = env.int("ATTACHMENT_URL_MAX_AGE", default=3600)
+# An upload never sent in a message is removed after this long (seconds).
+ATTACHMENT_ORPHAN_AGE = env.int("ATTACHMENT_ORPHAN_AGE", default=24 * 3600)
+# An upload larger than this stays on disk while it is read, never in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=None)
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -16,5 +16,6 @@ urlpatterns = [
     path("agent/", include("agents.urls")),
     path("widget/<slug:widget_key>/", customer_views.widget_panel, name="widget-panel"),
     path("widget/<slug:widget_key>/demo/", customer_views.widget_demo, name="widget-demo"),
+    path("files/<str:token>/", customer_views.attachment_file, name="attachment-file"),
     path("email/unsubscribe/<str:token>/", customer_views.email_unsubscribe, name="email-unsubscribe"),
 ]

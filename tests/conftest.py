@@ -20,6 +20,8 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def _test_settings(settings, tmp_path):
     # seed_demo writes its key pair and passwords here, never into the checkout's var/.
     settings.DEMO_DIR = tmp_path / "demo"
+    # Uploaded attachments, likewise.
+    settings.MEDIA_ROOT = tmp_path / "media"
     # Password hashing is deliberately slow; tests do not need that.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

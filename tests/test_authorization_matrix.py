@@ -14,9 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
+from tests import files
 from tests.authorization import (
     ACTORS,
     AGENT,
@@ -70,6 +72,7 @@ class Probe:
     label: str = ""
     target: str = "a"  # the conversation a conversation URL names (tests.authorization.TARGETS)
     reads: bool = False  # a POST that only reads the conversation (a transcript): readers may
+    multipart: bool = False  # an upload: the data is sent as multipart/form-data
 
 
 def body(world: World) -> dict:
@@ -82,6 +85,10 @@ def offline_message(world: World) -> dict:
 
 def rating(world: World) -> dict:
     return {"conversation_id": world.conversation.pk, "rating": 5}
+
+
+def a_file(world: World) -> dict:
+    return {"file": SimpleUploadedFile("matrix.pdf", files.PDF)}
 
 
 def to_other_queue(world: World) -> dict:
@@ -146,6 +153,11 @@ MATRIX: dict[str, list[Probe]] = {
         every(UNAUTHENTICATED, visitor=NOT_FOUND),
         data=rating,
     ),
+    # An upload belongs to the customer who sends it (its id is useless to anyone else).
+    W + "conversation/attachments/": [
+        replace(probe, multipart=True)
+        for probe in widget_probes("post", PERSISTENT_CUSTOMERS, LIVE_VISITORS, data=a_file)
+    ],
     # Only the inbound-mail service holds INBOUND_EMAIL_SECRET; unset (here), there is no endpoint.
     "api/v1/inbound-email/": [Probe("post", every(NOT_FOUND))],
     # --- The agent's REST API.
@@ -160,6 +172,7 @@ MATRIX: dict[str, list[Probe]] = {
     C + "end/": [Probe("post", ACT_ON_CONVERSATION)],
     C + "close/": [Probe("post", ACT_ON_CONVERSATION, data=lambda w: {"notes": "done"})],
     C + "transfer/": [Probe("post", ACT_ON_CONVERSATION, data=to_other_queue)],
+    C + "attachments/": [Probe("post", ACT_ON_CONVERSATION, data=a_file, multipart=True)],
     C + "transcript/": [Probe("post", READ_CONVERSATION, data=lambda w: {"email": "someone@example.com"}, reads=True)],
     # Labels: whoever may read the conversation may label it (staff: any).
     C + "labels/": [Probe("put", READ_CONVERSATION, data=lambda w: {"labels": []}, reads=True)],
@@ -193,6 +206,8 @@ MATRIX: dict[str, list[Probe]] = {
     "widget/<slug:widget_key>/demo/": widget_probes("get", PUBLIC, PUBLIC),
     # A link in an email: its signed token is the only credential, and a forged one finds nothing.
     "email/unsubscribe/<str:token>/": [Probe("get", every(NOT_FOUND)), Probe("post", every(NOT_FOUND))],
+    # An attachment: its signed, short-lived URL is the only credential; a forged one finds nothing.
+    "files/<str:token>/": [Probe("get", every(NOT_FOUND))],
 }
 
 
@@ -328,7 +343,7 @@ def test_each_role_gets_its_outcome_and_nothing_it_may_not_see(route, index, rol
     path = path_for(APP_ROUTES[route], world, probe)
     data = probe.data(world) if probe.data else None
     client = client_for(world, role, htmx=probe.htmx)
-    response = request(client, probe.method, path, data, json=path.startswith("/api/"))
+    response = request(client, probe.method, path, data, json=path.startswith("/api/") and not probe.multipart)
     assert outcome(response) == probe.expect[role], (
         f"{probe.method.upper()} {path} as {role}: {response.status_code} {response.content[:300]!r}"
     )

@@ -36,6 +36,7 @@ SESSIONLESS = {
     "api-widget-transcript",
     "api-widget-offline-message",
     "api-widget-csat",
+    "api-widget-attachments",
     # A raw mail posted by an inbound-mail service (a bearer secret), and the one-click unsubscribe
     # link of an email (a signed token in the URL; mail clients POST it, RFC 8058).
     "api-inbound-email",

@@ -222,3 +222,56 @@ def test_a_trusted_proxy_that_is_not_an_address_or_network_is_refused_with_a_cle
     )
     assert result.returncode != 0
     assert "TRUSTED_PROXIES: 'proxy.internal' is not an IP address or network" in result.stderr
+
+
+PRINT_STORAGE = """
+import json, django
+django.setup()
+from django.core.files.storage import storages
+s = storages["default"]
+print(json.dumps({"class": type(s).__module__ + "." + type(s).__name__, "bucket": getattr(s, "bucket_name", None),
+    "endpoint": getattr(s, "endpoint_url", None), "acl": getattr(s, "default_acl", None),
+    "location": str(getattr(s, "location", ""))}))
+"""
+
+
+def storage_in(env) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_STORAGE], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_attachments_are_stored_on_the_file_system_under_media_root_by_default(tmp_path):
+    storage = storage_in(clean_env(tmp_path))
+    assert storage["class"] == "django.core.files.storage.filesystem.FileSystemStorage"
+    assert storage["location"] == str(tmp_path / "var" / "media")
+
+
+def test_attachment_storage_s3_puts_them_in_a_private_bucket(tmp_path):
+    env = clean_env(
+        tmp_path,
+        ATTACHMENT_STORAGE="s3",
+        AWS_STORAGE_BUCKET_NAME="omni-files",
+        AWS_S3_ENDPOINT_URL="https://s3.example.com",
+    )
+    storage = storage_in(env)
+    assert storage["class"] == "storages.backends.s3.S3Storage"
+    assert (storage["bucket"], storage["endpoint"], storage["acl"]) == (
+        "omni-files",
+        "https://s3.example.com",
+        "private",
+    )
+
+
+def test_an_unknown_attachment_storage_is_refused_with_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_STORAGE],
+        env=clean_env(tmp_path, ATTACHMENT_STORAGE="ftp"),
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "ATTACHMENT_STORAGE is filesystem or s3" in result.stderr

@@ -336,6 +336,7 @@ class WorkstreamAdmin(admin.ModelAdmin):
         (_("Timeouts"), {"fields": ["open_timeout", "disconnect_grace"]}),
         (_("Email"), {"fields": ["email_unread_after"]}),
         (_("Satisfaction survey"), {"fields": ["csat_enabled"]}),
+        (_("Attachments"), {"fields": ["attachment_max_size", "attachment_types"]}),
         (
             _("Wrap-up"),
             {"fields": ["wrap_up_timeout", "wrap_up_capacity", "wrap_up_block_duration", "label_required"]},

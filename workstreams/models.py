@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -254,6 +254,26 @@ WRAP_UP_BLOCK_MIN = timedelta(seconds=30)
 WRAP_UP_BLOCK_MAX = timedelta(minutes=60)
 
 
+# Attachments (docs/protocol.md, "Attachments"): the defaults of a workstream's limits, and the
+# largest size any workstream may allow (the server refuses a larger request before reading it).
+DEFAULT_ATTACHMENT_MAX_SIZE = 10 * 1024 * 1024
+ATTACHMENT_SIZE_CEILING = 50 * 1024 * 1024
+MULTIPART_SLACK = 16 * 1024
+DEFAULT_ATTACHMENT_TYPES = "\n".join(
+    [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ]
+)
+
+
 class Workstream(models.Model):
     """A routing and work-distribution container for one mode of chat."""
 
@@ -381,6 +401,21 @@ class Workstream(models.Model):
             "widget asks the customer for a rating from 1 to 5 and an optional comment (within 7 days)."
         ),
     )
+    attachment_max_size = models.PositiveIntegerField(
+        _("largest attachment (bytes)"),
+        default=DEFAULT_ATTACHMENT_MAX_SIZE,
+        validators=[MinValueValidator(1024), MaxValueValidator(ATTACHMENT_SIZE_CEILING)],
+        help_text=_("The largest file a customer or an agent may attach. Default: 10 MB (10485760); at most 50 MB."),
+    )
+    attachment_types = models.TextField(
+        _("allowed attachment types"),
+        blank=True,
+        default=DEFAULT_ATTACHMENT_TYPES,
+        help_text=_(
+            "Media types a file may have, one per line or separated by commas; “image/*” allows every "
+            "image type. The type is decided from the file's bytes, not its name. Empty: no attachments."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -403,6 +438,23 @@ class Workstream(models.Model):
     @property
     def customer_can_end(self) -> bool:
         return not self.persistent
+
+    def allows_attachment_type(self, content_type: str) -> bool:
+        """Whether a file of ``content_type`` (as sniffed) may be attached here."""
+        for allowed in self.attachment_type_list:
+            if allowed == content_type or (allowed.endswith("/*") and content_type.startswith(allowed[:-1])):
+                return True
+        return False
+
+    def attachment_request_too_large(self, content_length: int | None) -> bool:
+        """Whether an upload request's declared length already says its file is larger than
+        allowed here, so it is refused before its body is read. A multipart body is a little
+        larger than its file: the headers of its part (``MULTIPART_SLACK``)."""
+        return content_length is not None and content_length > self.attachment_max_size + MULTIPART_SLACK
+
+    @property
+    def attachment_type_list(self) -> list[str]:
+        return [t.strip().lower() for t in self.attachment_types.replace(",", "\n").splitlines() if t.strip()]
 
     def apply_mode_defaults(self) -> None:
         """Fill empty mode-dependent timeouts with the defaults of the current mode."""

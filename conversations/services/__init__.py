@@ -22,6 +22,8 @@ modules, each importing only those after it in this list:
 - ``assignment``: push assignment in batches, pick, assign, drains, who works in a queue, live
   queue messages and the average wait they tell
 - ``common``: the steps of every service (lock, move, append a message, save and publish)
+- ``attachments``: a customer's or an agent's upload, checked by what its bytes are; the uploads
+  a message carries; removing those never sent
 - ``sql``: every statement written out by hand
 
 Who may take a conversation, and in which order, is decided by conversations.policy; Celery
@@ -37,6 +39,12 @@ from conversations.services.assignment import (
     queue_wait_update,
     queues_drain,
     queues_drain_request,
+)
+from conversations.services.attachments import (
+    MAX_ATTACHMENTS,
+    agent_attachment_upload,
+    attachments_sweep,
+    customer_attachment_upload,
 )
 from conversations.services.continuity import (
     agent_notices_email,
@@ -88,6 +96,7 @@ from conversations.services.presence import (
 
 __all__ = [
     "CSAT_WINDOW",
+    "MAX_ATTACHMENTS",
     "MAX_BODY",
     "MAX_CLIENT_ID",
     "MAX_CSAT_COMMENT",
@@ -95,6 +104,7 @@ __all__ = [
     "SendResult",
     "aagent_message_append",
     "acustomer_message_append",
+    "agent_attachment_upload",
     "agent_inbox_close",
     "agent_inbox_open",
     "agent_message_send",
@@ -103,6 +113,7 @@ __all__ = [
     "agent_presence_set",
     "agent_presence_sync",
     "agent_profile_update",
+    "attachments_sweep",
     "clean_body",
     "clean_client_id",
     "clean_internal",
@@ -121,6 +132,7 @@ __all__ = [
     "conversation_transfer",
     "conversation_unread_replies_email",
     "conversation_wait",
+    "customer_attachment_upload",
     "customer_connect",
     "customer_conversation_end",
     "customer_csat_submit",

@@ -15,6 +15,7 @@ from agents.models import Agent
 from conversations import events
 from conversations.errors import InvalidTransition, NotFound
 from conversations.models import ONGOING, TRANSITIONS, Conversation, Customer, Message, Sender, Status
+from conversations.services.attachments import _attach
 from conversations.services.sql import _insert_message, _lock_row
 from workstreams.models import ChatWidget
 from workstreams.selectors import automated_message
@@ -93,9 +94,11 @@ def _append(
     author: str = "",
     client_id: str | None = None,
     internal: bool = False,
+    attachments: list[dict] | None = None,
 ) -> Message:
-    """Add a message with the next ``seq`` (``internal``: a note, agents only); the conversation
-    row is locked by the caller, and the caller saves both seqs with the rest of its changes."""
+    """Add a message with the next ``seq`` (``internal``: a note, agents only; ``attachments``:
+    the uploads it carries, from ``attachments._claimed``); the conversation row is locked by the
+    caller, and the caller saves both seqs with the rest of its changes."""
     message = _next_message(
         conversation,
         now,
@@ -106,8 +109,10 @@ def _append(
         agent=agent,
         author=author,
         client_id=client_id,
+        attachments=attachments or None,
     )
     _insert_message(message)
+    _attach(message)
     events.publish_message(message)
     return message
 

@@ -44,6 +44,7 @@ from conversations.errors import (
 from conversations.models import Channel, Conversation, Customer, Message, Sender, Status
 from conversations.policy import eligible_agent_ids
 from conversations.services.assignment import queues_drain_request
+from conversations.services.attachments import _attach, _claimed, clean_attachment_ids
 from conversations.services.common import (
     _append,
     _check_agent,
@@ -94,11 +95,14 @@ class SendResult:
     created: bool
 
 
-def clean_body(body: object) -> str:
+def clean_body(body: object, *, attachments: bool = False) -> str:
+    """The message's text, trimmed; it may be empty only when the message carries attachments."""
+    if body is None and attachments:
+        return ""
     if not isinstance(body, str):
         raise ValidationFailed("body must be a string")
     body = body.strip()
-    if not body:
+    if not body and not attachments:
         raise BodyEmpty()
     if len(body) > MAX_BODY:
         raise BodyTooLong()
@@ -151,11 +155,19 @@ def _appended(
     author: str,
     client_id: str | None,
     agent: Agent | None = None,
+    attachments: list[dict] | None = None,
 ) -> Message:
     """The message, and what every message moves in its conversation (``seq``, times, the
     agent's read marker); nothing is written yet."""
     message = _next_message(
-        conversation, now, sender=sender, body=body, agent=agent, author=author, client_id=client_id
+        conversation,
+        now,
+        sender=sender,
+        body=body,
+        agent=agent,
+        author=author,
+        client_id=client_id,
+        attachments=attachments or None,
     )
     conversation.last_activity_at = now
     if sender == Sender.CUSTOMER:
@@ -201,6 +213,7 @@ def customer_message_send(
     offline: bool = False,
     internal: object = False,
     prechat: object = None,
+    attachments: object = None,
 ) -> SendResult:
     """A customer writes: into the ongoing conversation, or a new one (rule 1). The same
     ``client_id`` again returns the stored message instead of a duplicate. ``channel``: where
@@ -209,9 +222,11 @@ def customer_message_send(
     ``internal``: a customer writes no internal note (``forbidden``). ``prechat``: the answers
     to the workstream's pre-chat form, checked when the message starts a chat conversation
     (``prechat.clean_prechat``; ignored otherwise), stored on it, and filling a visitor's name
-    and email."""
+    and email. ``attachments``: ids of the customer's uploads (``attachments._claimed``); the
+    body may then be empty."""
     _no_customer_note(internal)
-    body = clean_body(body)
+    attachment_ids = clean_attachment_ids(attachments)
+    body = clean_body(body, attachments=bool(attachment_ids))
     client_id = clean_client_id(client_id)
     now = timezone.now()
     workstream = widget.workstream
@@ -232,13 +247,21 @@ def customer_message_send(
                 answers = clean_prechat(list(workstream.prechat_fields.all()), prechat)
                 _fill_customer(customer, answers)
             conversation = _start(widget, customer, now, offline=offline, prechat=answers)
+        carried = _claimed(conversation, attachment_ids, customer=customer)
         appends_only = not started and _only_appends(conversation, Sender.CUSTOMER)
         status_before, agent_before = conversation.status, conversation.agent_id
         message = _appended(
-            conversation, now, sender=Sender.CUSTOMER, body=body, author=customer.name, client_id=client_id
+            conversation,
+            now,
+            sender=Sender.CUSTOMER,
+            body=body,
+            author=customer.name,
+            client_id=client_id,
+            attachments=carried,
         )
         message.channel = channel
         _insert_message(message)
+        _attach(message)
         events.publish_message(message)
         if appends_only:
             _save_fields(conversation, *_APPENDED_FIELDS[Sender.CUSTOMER])
@@ -297,12 +320,19 @@ def _agent_reachable(conversation: Conversation, now: datetime) -> bool:
 
 
 def agent_message_send(
-    *, conversation_id: int, agent: Agent, body: object, client_id: object = None, internal: object = False
+    *,
+    conversation_id: int,
+    agent: Agent,
+    body: object,
+    client_id: object = None,
+    internal: object = False,
+    attachments: object = None,
 ) -> SendResult:
     """An agent writes; writing in a waiting conversation resumes it (rule 8). ``internal``: a
     note for agents, which reaches no customer and changes nothing but the agents' numbering
-    (``_note``)."""
-    body = clean_body(body)
+    (``_note``). ``attachments``: ids of the agent's uploads for this conversation."""
+    attachment_ids = clean_attachment_ids(attachments)
+    body = clean_body(body, attachments=bool(attachment_ids))
     client_id = clean_client_id(client_id)
     internal = clean_internal(internal)
     now = timezone.now()
@@ -319,9 +349,14 @@ def agent_message_send(
             if existing is not None:
                 return SendResult(Message.objects.get(pk=existing), conversation, created=False)
         if internal:
-            return SendResult(_note(conversation, now, agent=agent, body=body, client_id=client_id), conversation, True)
+            if conversation.status not in NOTE_STATUSES:
+                raise InvalidTransition()
+            carried = _claimed(conversation, attachment_ids, agent=agent)
+            note = _note(conversation, now, agent=agent, body=body, client_id=client_id, attachments=carried)
+            return SendResult(note, conversation, True)
         if conversation.status not in (Status.ACTIVE, Status.WAITING):
             raise InvalidTransition()
+        carried = _claimed(conversation, attachment_ids, agent=agent)
         appends_only = _only_appends(conversation, Sender.AGENT, agent.pk)
         resumed = conversation.status == Status.WAITING
         if resumed:
@@ -335,8 +370,10 @@ def agent_message_send(
             agent=agent,
             author=agent.display_name,
             client_id=client_id,
+            attachments=carried,
         )
         _insert_message(message)
+        _attach(message)
         events.publish_message(message)
         if appends_only:
             _save_fields(conversation, *_APPENDED_FIELDS[Sender.AGENT])
@@ -348,11 +385,17 @@ def agent_message_send(
     return SendResult(message, conversation, created=True)
 
 
-def _note(conversation: Conversation, now: datetime, *, agent: Agent, body: str, client_id: str | None) -> Message:
-    """An internal note in the agent's locked conversation: the next ``seq``, no ``customer_seq``,
-    published to agents only."""
-    if conversation.status not in NOTE_STATUSES:
-        raise InvalidTransition()
+def _note(
+    conversation: Conversation,
+    now: datetime,
+    *,
+    agent: Agent,
+    body: str,
+    client_id: str | None,
+    attachments: list[dict] | None = None,
+) -> Message:
+    """An internal note in the agent's locked conversation (in ``NOTE_STATUSES``): the next
+    ``seq``, no ``customer_seq``, published to agents only."""
     conversation.agent_read_seq = conversation.last_seq  # who writes has read what came before
     message = _append(
         conversation,
@@ -363,6 +406,7 @@ def _note(conversation: Conversation, now: datetime, *, agent: Agent, body: str,
         agent=agent,
         author=agent.display_name,
         client_id=client_id,
+        attachments=attachments,
     )
     _save_fields(conversation, *_NOTE_FIELDS)
     return message

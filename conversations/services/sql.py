@@ -147,6 +147,7 @@ _LOOP_VALUES = {
     "body": "%(body)s",
     "client_id": "%(client_id)s",
     "channel": "'chat'",  # a socket's message is a chat message (Channel.CHAT)
+    "attachments": "NULL",  # a message with attachments takes the full path (conversations.realtime)
     "created_at": "%(now)s",
 }
 

@@ -10,6 +10,9 @@ const isInbox = root.dataset.page === "inbox";
 const SEND_TIMEOUT = 10_000;
 const TYPING_INTERVAL = 2_000;
 const TYPING_SHOWN = 4_000;
+const MAX_FILES = 10; // attachments of one message (docs/protocol.md, "Attachments")
+// Images the server serves inline (conversations.files.INLINE_TYPES); every other file downloads.
+const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
 function format(template, values) {
   return template.replace(/%\((\w+)\)s/g, (_, key) => values[key] ?? "");
@@ -325,13 +328,71 @@ function authorLine(name, internal) {
   return author;
 }
 
+// As Django's filesizeformat (templates/agent/_attachment.html): bytes, then KB, MB, GB by 1024.
+const sizeNumber = new Intl.NumberFormat(document.documentElement.lang || undefined, {
+  minimumFractionDigits: 1,
+  maximumFractionDigits: 1,
+  useGrouping: false,
+});
+
+function humanSize(size) {
+  const units = [
+    [1024 ** 3, strings.gigabytes],
+    [1024 ** 2, strings.megabytes],
+    [1024, strings.kilobytes],
+  ];
+  for (const [unit, template] of units) {
+    if (size >= unit) return format(template, { size: sizeNumber.format(size / unit) }).replace(/ /g, "\u00a0");
+  }
+  return format(strings.bytes, { size: String(size) }).replace(/ /g, "\u00a0");
+}
+
+// One attachment of a message, as templates/agent/_attachment.html renders it: an image the
+// browser shows inline as a thumbnail linking to the full size, any other file as a download.
+function renderAttachment(attachment) {
+  const inline = INLINE_TYPES.has(attachment.content_type);
+  const item = element("li", inline ? "file file-image" : "file");
+  const link = element("a", inline ? "file-thumb" : "file-link");
+  link.href = attachment.url;
+  if (inline) {
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.title = attachment.name;
+    const image = element("img");
+    image.src = attachment.url;
+    image.alt = attachment.name;
+    image.decoding = "async";
+    link.append(image);
+  } else {
+    link.download = attachment.name;
+    const icon = element("span", "file-icon");
+    icon.setAttribute("aria-hidden", "true");
+    link.append(icon, element("span", "file-name", attachment.name), " ", element("span", "file-size", humanSize(attachment.size)));
+  }
+  item.append(link);
+  return item;
+}
+
+function renderAttachments(attachments) {
+  const files = element("ul", "msg-files");
+  files.setAttribute("aria-label", strings.attachments);
+  files.append(...attachments.map(renderAttachment));
+  return files;
+}
+
+function messageText(message) {
+  // What a notice or the live region says of a message: its body, or its files' names.
+  return message.body || (message.attachments || []).map((attachment) => attachment.name).join(", ");
+}
+
 function renderMessage(message) {
   const item = element("li", `msg msg-${message.sender}${message.internal ? " msg-note" : ""}`);
   item.dataset.seq = message.seq;
   if (message.kind) item.dataset.kind = message.kind;
   if (message.client_id) item.dataset.clientId = message.client_id;
   if (message.sender !== "system") item.append(authorLine(message.author || strings.you, message.internal));
-  item.append(element("div", "msg-body", message.body));
+  if (message.body) item.append(element("div", "msg-body", message.body));
+  if (message.attachments?.length) item.append(renderAttachments(message.attachments));
   const time = element("time", "msg-time");
   time.dateTime = message.created_at;
   const when = new Date(message.created_at);
@@ -342,8 +403,8 @@ function renderMessage(message) {
   return item;
 }
 
-function nearBottom(ol) {
-  return ol.scrollHeight - ol.scrollTop - ol.clientHeight < 80;
+function nearBottom(ol, grown = 0) {
+  return ol.scrollHeight - ol.scrollTop - ol.clientHeight - grown < 80;
 }
 
 function scrollToBottom() {
@@ -373,7 +434,7 @@ function insertMessage(message, { announce = false } = {}) {
   ol.insertBefore(item, before || ol.querySelector("li.pending"));
   if (announce && message.sender !== "agent") {
     const live = document.getElementById("live-messages");
-    if (live) live.textContent = `${message.author || strings.system}: ${message.body}`;
+    if (live) live.textContent = `${message.author || strings.system}: ${messageText(message)}`;
   }
   if (stick || message.sender === "agent") scrollToBottom();
   return true;
@@ -506,7 +567,11 @@ function onMessage(message) {
   } else if (!inSidebar(message.conversation_id)) {
     return; // another agent's conversation (staff hear them all)
   } else if (message.sender === "customer" && document.visibilityState !== "visible") {
-    browserNotify(format(strings.newMessage, { name: message.author }), message.body, `message-${message.conversation_id}`);
+    browserNotify(
+      format(strings.newMessage, { name: message.author }),
+      messageText(message),
+      `message-${message.conversation_id}`,
+    );
   }
   refreshSidebar();
 }
@@ -580,10 +645,12 @@ function onErrorFrame(frame) {
 
 // --- Sending --------------------------------------------------------------------------------------
 
-function pendingItem(clientId, body, internal) {
+function pendingItem(clientId, body, internal, attachments) {
   const item = element("li", `msg msg-agent pending${internal ? " msg-note" : ""}`);
   item.dataset.clientId = clientId;
-  item.append(authorLine(strings.you, internal), element("div", "msg-body", body));
+  item.append(authorLine(strings.you, internal));
+  if (body) item.append(element("div", "msg-body", body));
+  if (attachments.length) item.append(renderAttachments(attachments));
   item.append(element("span", "msg-status", strings.sending));
   return item;
 }
@@ -591,14 +658,22 @@ function pendingItem(clientId, body, internal) {
 function submit() {
   const input = document.getElementById("composer-input");
   const body = input.value.trim();
-  if (!body || !view()) return;
+  if (!view()) return;
+  if (uploads.some((upload) => !upload.attachment)) {
+    showComposerError(strings.stillUploading, { clear: true });
+    return;
+  }
+  const attachments = uploads.map((upload) => upload.attachment);
+  if (!body && !attachments.length) return;
   const clientId = newClientId();
   const internal = document.getElementById("composer-note")?.checked || false;
-  const item = pendingItem(clientId, body, internal);
+  const item = pendingItem(clientId, body, internal, attachments);
   list().append(item);
   scrollToBottom();
-  pending.set(clientId, { item, body, internal, conversationId: currentId(), timer: null });
+  pending.set(clientId, { item, body, internal, attachments, conversationId: currentId(), timer: null });
   input.value = "";
+  clearUploads();
+  clearComposerError();
   transmit(clientId);
 }
 
@@ -611,6 +686,7 @@ function transmit(clientId) {
   entry.timer = setTimeout(() => fail(clientId, strings.failed), SEND_TIMEOUT);
   const frame = { type: "message.send", conversation_id: entry.conversationId, client_id: clientId, body: entry.body };
   if (entry.internal) frame.internal = true;
+  if (entry.attachments.length) frame.attachments = entry.attachments.map((attachment) => attachment.id);
   if (!sendFrame(frame)) sendByRest(clientId);
 }
 
@@ -623,7 +699,12 @@ async function sendByRest(clientId) {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
-      body: JSON.stringify({ client_id: clientId, body: entry.body, internal: entry.internal }),
+      body: JSON.stringify({
+        client_id: clientId,
+        body: entry.body,
+        internal: entry.internal,
+        attachments: entry.attachments.map((attachment) => attachment.id),
+      }),
     });
     const data = await response.json();
     if (response.ok) insertMessage(data);
@@ -652,10 +733,184 @@ function sendTyping() {
   sendFrame({ type: "typing", conversation_id: currentId() });
 }
 
+// --- Attachments: chosen, dropped or pasted files upload at once; the message sends their ids ---
+
+let uploads = []; // in the composer's order: {name, attachment (once uploaded), controller, chip}
+
+function showComposerError(text, { clear = false } = {}) {
+  const box = document.getElementById("composer-error");
+  if (!box) return;
+  if (clear) box.replaceChildren();
+  box.append(element("span", "", text));
+  box.hidden = false;
+}
+
+function clearComposerError() {
+  const box = document.getElementById("composer-error");
+  if (!box) return;
+  box.replaceChildren();
+  box.hidden = true;
+}
+
+function renderChips() {
+  const chips = document.getElementById("composer-files");
+  if (!chips) return;
+  chips.replaceChildren(...uploads.map((upload) => upload.chip));
+  chips.hidden = uploads.length === 0;
+}
+
+function fileChip(upload) {
+  const chip = element("li", "file-chip uploading");
+  const status = element("span", "spinner");
+  status.setAttribute("role", "img");
+  status.setAttribute("aria-label", strings.uploading);
+  const remove = element("button", "file-remove", "×");
+  remove.type = "button";
+  remove.setAttribute("aria-label", format(strings.removeFile, { name: upload.name }));
+  remove.addEventListener("click", () => {
+    removeUpload(upload);
+    document.getElementById("composer-input")?.focus();
+  });
+  chip.append(status, element("span", "file-name", upload.name), remove);
+  return chip;
+}
+
+function uploaded(upload, attachment) {
+  upload.attachment = attachment;
+  const chip = upload.chip;
+  chip.classList.remove("uploading");
+  const status = chip.querySelector(".spinner");
+  if (INLINE_TYPES.has(attachment.content_type)) {
+    const thumb = element("img", "chip-thumb");
+    thumb.src = attachment.url;
+    thumb.alt = "";
+    status.replaceWith(thumb);
+  } else {
+    const icon = element("span", "file-icon");
+    icon.setAttribute("aria-hidden", "true");
+    status.replaceWith(icon);
+  }
+  chip.querySelector(".file-name").after(element("span", "file-size", humanSize(attachment.size)));
+}
+
+function removeUpload(upload) {
+  upload.controller.abort();
+  uploads = uploads.filter((other) => other !== upload);
+  renderChips();
+}
+
+function clearUploads() {
+  for (const upload of uploads) upload.controller.abort();
+  uploads = [];
+  renderChips();
+}
+
+function canAttach() {
+  const composer = document.getElementById("composer");
+  return Boolean(composer && !composer.hidden && document.getElementById("composer-file") && view());
+}
+
+function addFiles(fileList) {
+  const chosen = Array.from(fileList || []);
+  if (!chosen.length || !canAttach()) return;
+  clearComposerError();
+  for (const file of chosen) {
+    if (uploads.length >= MAX_FILES) {
+      showComposerError(format(strings.tooManyFiles, { count: MAX_FILES }));
+      break;
+    }
+    startUpload(file);
+  }
+}
+
+async function startUpload(file) {
+  const v = view();
+  const entry = { name: file.name || "file", attachment: null, controller: new AbortController(), chip: null };
+  entry.chip = fileChip(entry);
+  uploads.push(entry);
+  renderChips();
+  const form = new FormData();
+  form.append("file", file, entry.name);
+  let detail = strings.uploadFailed;
+  try {
+    const response = await fetch(v.dataset.attachmentsUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+      body: form,
+      signal: entry.controller.signal,
+    });
+    const data = await response.json().catch(() => ({}));
+    if (response.ok && data.attachment) {
+      if (uploads.includes(entry)) uploaded(entry, data.attachment);
+      return;
+    }
+    if (data.detail) detail = data.detail;
+  } catch (error) {
+    if (error.name === "AbortError") return; // removed, sent without it, or another conversation
+  }
+  if (!uploads.includes(entry)) return;
+  removeUpload(entry);
+  showComposerError(`${entry.name}: ${detail}`);
+}
+
+function hasFiles(event) {
+  return Array.from(event.dataTransfer?.types || []).includes("Files");
+}
+
+function wireAttachments(input) {
+  const picker = document.getElementById("composer-file");
+  if (!picker) return;
+  document.getElementById("composer-attach").addEventListener("click", () => picker.click());
+  picker.addEventListener("change", () => {
+    addFiles(picker.files);
+    picker.value = ""; // the same file can be chosen again
+  });
+  input.addEventListener("paste", (event) => {
+    const pasted = Array.from(event.clipboardData?.files || []);
+    if (!pasted.length) return;
+    event.preventDefault(); // a screenshot, not its name as text
+    addFiles(pasted);
+  });
+}
+
+// Files dropped anywhere on the conversation pane attach; the hint shows while they are dragged
+// over it. Dropped elsewhere they do nothing (the browser would otherwise open them in this tab).
+function dropTarget(event) {
+  return canAttach() && view().contains(event.target);
+}
+
+function showDropHint(shown) {
+  const hint = document.getElementById("drop-hint");
+  if (hint) hint.hidden = !shown;
+}
+
+function wireDrops() {
+  document.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    const target = dropTarget(event);
+    event.dataTransfer.dropEffect = target ? "copy" : "none";
+    showDropHint(target);
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (!event.relatedTarget) showDropHint(false); // out of the window
+  });
+  document.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    showDropHint(false);
+    if (!dropTarget(event)) return;
+    addFiles(event.dataTransfer.files);
+    document.getElementById("composer-input")?.focus();
+  });
+}
+
 // --- Wiring the conversation pane -----------------------------------------------------------------
 
 function initConversation() {
   hideTyping();
+  clearUploads(); // another conversation's files are not this one's
   const v = view();
   if (!v) return;
   localiseTimes(v);
@@ -665,6 +920,14 @@ function initConversation() {
   ol.addEventListener("scroll", () => {
     if (ol.scrollTop < 40) loadOlder();
   });
+  // A thumbnail that loads after the list was scrolled to its end keeps the end in view.
+  ol.addEventListener(
+    "load",
+    (event) => {
+      if (event.target.tagName === "IMG" && nearBottom(ol, event.target.offsetHeight)) scrollToBottom();
+    },
+    true,
+  );
   ol.querySelector("li.load-older button")?.addEventListener("click", loadOlder);
   const composer = document.getElementById("composer");
   if (composer) {
@@ -697,6 +960,7 @@ function initConversation() {
         input.focus();
       });
     }
+    wireAttachments(input);
   }
   // What arrived between the page render and the socket's ready is filled by seq.
   if (Number(v.dataset.lastSeq) > lastSeq()) fillGap(lastSeq());
@@ -737,6 +1001,7 @@ if (isInbox) {
     }
   });
   document.body.addEventListener("htmx:historyRestore", initConversation);
+  wireDrops();
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") markRead();
   });

@@ -19,6 +19,9 @@ const ONGOING = new Set(["open", "active", "waiting"]);
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_FORBIDDEN = 4403;
 const STORAGE_KEY = `omnichannel.visitor.${config.widgetKey}`;
+const MAX_ATTACHMENTS = 10; // per message
+// Images the server serves inline (conversations.files.INLINE_TYPES): shown as thumbnails.
+const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -55,6 +58,12 @@ const ui = {
   notice: $("notice"),
   prechat: $("prechat"),
   prechatFields: $("prechat-fields"),
+  attach: $("attach-button"),
+  fileInput: $("file-input"),
+  chips: $("attachment-chips"),
+  attachError: $("attach-error"),
+  dropHint: $("drop-hint"),
+  dropHintText: $("drop-hint-text"),
 };
 
 function format(template, values) {
@@ -91,6 +100,7 @@ const state = {
   visible: window.parent === window,
   booted: false,
   stick: true, // the log follows new messages (the customer has not scrolled up)
+  uploads: [], // the files for the next message: {name, size, status, attachment, xhr, chip}
 };
 
 let starting = null; // the start() in progress
@@ -274,6 +284,7 @@ function signOut() {
   state.current = null;
   state.draft = null;
   ui.conversations.replaceChildren();
+  clearUploads(true);
   state.booted = false;
   state.connectedOnce = false;
   starting = null;
@@ -323,18 +334,114 @@ function renderMessage(message) {
   const author = document.createElement("span");
   author.className = message.sender === "agent" ? "msg-author" : "visually-hidden";
   author.textContent = authorLabel(message) + (message.sender === "agent" ? "" : ": ");
-  const bubble = document.createElement("div");
-  bubble.className = "msg-bubble";
-  bubble.textContent = message.body;
+  item.append(author);
+  const attachments = message.attachments || [];
+  // A message of files only has no text bubble.
+  if (message.body || !attachments.length) {
+    const bubble = document.createElement("div");
+    bubble.className = "msg-bubble";
+    bubble.textContent = message.body;
+    item.append(bubble);
+  }
+  if (attachments.length) item.append(renderAttachments(attachments));
   const meta = document.createElement("div");
   meta.className = "msg-meta";
   const time = document.createElement("time");
   if (message.created_at) time.dateTime = message.created_at;
   time.textContent = formatTime(message.created_at);
   meta.append(time);
-  item.append(author, bubble, meta);
+  item.append(meta);
   if (message.seq != null) item.dataset.seq = String(message.seq);
   return item;
+}
+
+// --- Attachments in messages -------------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const FILE_ICON = "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z M14 2v6h6 M8 13h8 M8 17h5";
+const sizeFormat = new Intl.NumberFormat(config.language || undefined, { maximumFractionDigits: 1 });
+
+function icon(path, size = 20) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", String(size));
+  svg.setAttribute("height", String(size));
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const line = document.createElementNS(SVG, "path");
+  line.setAttribute("d", path);
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", "currentColor");
+  line.setAttribute("stroke-width", "1.8");
+  line.setAttribute("stroke-linecap", "round");
+  line.setAttribute("stroke-linejoin", "round");
+  svg.append(line);
+  return svg;
+}
+
+// "512 B", "12 KB", "1.5 MB" (the number in the widget's language).
+function humanSize(bytes) {
+  const [inBytes, inKilobytes, inMegabytes] = S.fileSize;
+  const round = (value) => sizeFormat.format(value >= 10 ? Math.round(value) : Math.round(value * 10) / 10);
+  if (bytes < 1024) return format(inBytes, { size: String(bytes) });
+  if (bytes < 1024 * 1024) return format(inKilobytes, { size: round(bytes / 1024) });
+  return format(inMegabytes, { size: round(bytes / (1024 * 1024)) });
+}
+
+// The server's address of a file (a path on this origin); anything else is not followed.
+function fileUrl(attachment) {
+  const url = new URL(String(attachment.url || ""), location.href);
+  return url.origin === location.origin ? url.pathname + url.search : "#";
+}
+
+function isInlineImage(attachment) {
+  return INLINE_IMAGES.has(attachment.content_type);
+}
+
+function renderAttachments(attachments) {
+  const list = document.createElement("div");
+  list.className = "msg-attachments";
+  for (const attachment of attachments) list.append(renderAttachment(attachment));
+  return list;
+}
+
+// An image: its thumbnail, linked to the full picture in a new tab. Anything else: a download
+// link with its name and size. (The URL is the server's signed, same-origin /files/… address.)
+function renderAttachment(attachment) {
+  const link = document.createElement("a");
+  link.href = fileUrl(attachment);
+  if (isInlineImage(attachment)) {
+    link.className = "msg-thumb";
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    const image = document.createElement("img");
+    image.alt = attachment.name;
+    image.loading = "lazy"; // a long history loads only the pictures in view
+    image.decoding = "async";
+    image.addEventListener("load", () => {
+      link.classList.add("loaded");
+      if (state.stick) scrollToBottom(); // it grew the log
+    });
+    image.src = link.getAttribute("href");
+    const note = document.createElement("span");
+    note.className = "visually-hidden";
+    note.textContent = ` ${S.opensInNewTab}`;
+    link.append(image, note);
+  } else {
+    link.className = "msg-file";
+    link.download = attachment.name;
+    const name = document.createElement("span");
+    name.className = "msg-file-name";
+    name.textContent = attachment.name;
+    const size = document.createElement("span");
+    size.className = "msg-file-size";
+    size.textContent = ` · ${humanSize(attachment.size)}`;
+    const text = document.createElement("span");
+    text.className = "msg-file-text";
+    text.append(name, size);
+    link.append(icon(FILE_ICON), text);
+  }
+  return link;
 }
 
 function setAuthorGrouping(item) {
@@ -495,10 +602,11 @@ function addMessage(message, { live = false } = {}) {
   section.minSeq = section.minSeq ? Math.min(section.minSeq, message.seq) : message.seq;
   refreshEmpty();
   if (live && message.sender !== "customer") {
+    const text = message.body || (message.attachments || []).map((attachment) => attachment.name).join(", ");
     announce(
       format(S.newMessageFrom, {
         name: authorLabel(message),
-        body: message.body.length > 200 ? `${message.body.slice(0, 200)}…` : message.body,
+        body: text.length > 200 ? `${text.slice(0, 200)}…` : text,
       }),
     );
     toHost("message", { sender: message.sender });
@@ -616,7 +724,13 @@ function sendTyping() {
 
 function submit() {
   const body = ui.input.value.trim();
-  if (!body) return;
+  if (state.uploads.some((upload) => upload.status === "uploading")) {
+    showAttachErrors([S.stillUploading]);
+    return;
+  }
+  // The files go with the text, or alone (the body may then be empty).
+  const attachments = state.uploads.map((upload) => upload.attachment);
+  if (!body && !attachments.length) return;
   if (body.length > 4000) {
     announce(S.tooLong);
     return;
@@ -628,8 +742,9 @@ function submit() {
   const pending = {
     clientId: newClientId(),
     body,
+    attachments, // a retry sends the same ids again
     prechat,
-    item: renderMessage({ sender: "customer", body, created_at: null }),
+    item: renderMessage({ sender: "customer", body, attachments, created_at: null }),
     timer: null,
     error: "",
   };
@@ -639,6 +754,7 @@ function submit() {
   setAuthorGrouping(pending.item);
   ui.input.value = "";
   autosize();
+  clearUploads(false);
   hide(ui.ended);
   refreshEmpty();
   scrollToBottom();
@@ -660,6 +776,7 @@ function transmit(pending) {
 
 function sendFrame(pending) {
   const frame = { type: "message.send", client_id: pending.clientId, body: pending.body };
+  if (pending.attachments.length) frame.attachments = pending.attachments.map((attachment) => attachment.id);
   if (pending.prechat) frame.prechat = pending.prechat;
   return frame;
 }
@@ -675,6 +792,7 @@ async function sendByRest(pending) {
       api("POST", "conversation/messages/", {
         client_id: pending.clientId,
         body: pending.body,
+        ...(pending.attachments.length ? { attachments: pending.attachments.map((attachment) => attachment.id) } : {}),
         ...(pending.prechat ? { prechat: pending.prechat } : {}),
       }),
     );
@@ -701,6 +819,7 @@ function onSendError(pending, code, body) {
     state.pending.delete(pending.clientId);
     pending.item.remove();
     if (!ui.input.value) ui.input.value = pending.body;
+    restoreUploads(pending.attachments);
     refreshControls();
     return;
   }
@@ -1223,6 +1342,9 @@ function refreshControls() {
   ui.prechat.hidden = ui.composer.hidden || !prechatNeeded() || hasPendingStart();
   if (ui.offline && !ui.offline.hidden && ongoing) hide(ui.offline);
   if (ui.endButton) ui.endButton.hidden = blocked || !ongoing || !config.customerCanEnd;
+  const limits = attachmentLimits();
+  ui.attach.hidden = !limits;
+  if (limits) ui.fileInput.accept = limits.types.join(",");
   const section = state.current;
   const endedNow = Boolean(section && section.conversation && !ONGOING.has(section.conversation.status));
   ui.ended.hidden = !endedNow || blocked || offline;
@@ -1257,6 +1379,301 @@ ui.input.addEventListener("input", () => {
 });
 
 ui.loadEarlier.addEventListener("click", loadEarlier);
+
+// --- Attaching files: the button, drag and drop, a pasted screenshot ------------------------------------
+
+// Each file uploads at once (POST …/conversation/attachments/) and waits as a chip above the
+// message box; the next message carries the ids. The size and type are checked here first for a
+// quick answer; the server decides (by the file's bytes) and may still refuse.
+
+// What the workstream accepts (the widget config), or null: no attachments here.
+function attachmentLimits() {
+  const limits = state.widgetInfo && state.widgetInfo.attachments;
+  return limits && Array.isArray(limits.types) && limits.types.length ? limits : null;
+}
+
+function canAttach() {
+  return Boolean(attachmentLimits()) && !ui.composer.hidden;
+}
+
+function typeAllowed(type, allowed) {
+  return allowed.some((entry) => entry === type || (entry.endsWith("/*") && type.startsWith(entry.slice(0, -1))));
+}
+
+// The browser guesses a file's type from its name; an empty guess, or a text type (the server may
+// well find plain text in a .md or .log file), is left to the server.
+function refusedByType(file, allowed) {
+  const type = (file.type || "").toLowerCase();
+  return Boolean(type) && !type.startsWith("text/") && !typeAllowed(type, allowed);
+}
+
+function showAttachErrors(lines) {
+  ui.attachError.replaceChildren(
+    ...lines.map((text) => {
+      const line = document.createElement("span");
+      line.textContent = text;
+      return line;
+    }),
+  );
+  ui.attachError.hidden = !lines.length;
+}
+
+function addAttachError(text) {
+  const lines = Array.from(ui.attachError.children, (line) => line.textContent);
+  if (!lines.includes(text)) lines.push(text);
+  showAttachErrors(lines);
+}
+
+function dropAttachError(text) {
+  showAttachErrors(Array.from(ui.attachError.children, (line) => line.textContent).filter((line) => line !== text));
+}
+
+function addFiles(files) {
+  const limits = attachmentLimits();
+  if (!limits || ui.composer.hidden || !files.length) return;
+  showAttachErrors([]);
+  for (const file of files) {
+    const name = file.name || "file";
+    if (state.uploads.length >= MAX_ATTACHMENTS) {
+      addAttachError(format(S.tooManyFiles, { count: MAX_ATTACHMENTS }));
+      break;
+    }
+    if (file.size === 0) {
+      addAttachError(format(S.fileEmpty, { name }));
+    } else if (file.size > limits.max_size) {
+      addAttachError(format(S.fileTooLarge, { name, size: humanSize(limits.max_size) }));
+    } else if (refusedByType(file, limits.types)) {
+      addAttachError(format(S.fileTypeNotAllowed, { name }));
+    } else {
+      startUpload(file, name);
+    }
+  }
+}
+
+async function startUpload(file, name) {
+  const upload = { file, name, size: file.size, status: "uploading", attachment: null, xhr: null, chip: null };
+  upload.chip = renderChip(upload);
+  state.uploads.push(upload);
+  ui.chips.append(upload.chip);
+  refreshChips();
+  try {
+    const data = await withToken(() => uploadRequest(upload));
+    if (!state.uploads.includes(upload)) return; // removed meanwhile
+    upload.attachment = data.attachment;
+    upload.status = "done";
+    upload.file = null;
+    const chip = renderChip(upload);
+    const hadFocus = upload.chip.contains(document.activeElement);
+    upload.chip.replaceWith(chip);
+    upload.chip = chip;
+    if (hadFocus) chip.querySelector(".chip-remove").focus();
+    announce(format(S.attached, { name }));
+    if (!state.uploads.some((other) => other.status === "uploading")) dropAttachError(S.stillUploading);
+  } catch (error) {
+    if (!state.uploads.includes(upload)) return;
+    removeUpload(upload);
+    addAttachError(uploadErrorText(error, upload));
+  }
+}
+
+function uploadErrorText(error, upload) {
+  const name = upload.name;
+  const limits = attachmentLimits();
+  switch (error.code) {
+    case "file_too_large": {
+      const maxSize = error.body.max_size || (limits && limits.max_size);
+      return maxSize ? format(S.fileTooLarge, { name, size: humanSize(maxSize) }) : error.message;
+    }
+    case "file_type_not_allowed":
+      return format(S.fileTypeNotAllowed, { name });
+    case "validation_error":
+      return format(S.fileEmpty, { name }); // the one check of a file that is sent at all
+    case "rate_limited":
+      return S.uploadRateLimited;
+    case "network":
+    case "unavailable":
+    case "error":
+      return format(S.uploadFailed, { name });
+    default:
+      return error.body.detail ? `${name}: ${error.body.detail}` : format(S.uploadFailed, { name });
+  }
+}
+
+// XMLHttpRequest rather than fetch: it tells the upload's progress.
+function uploadRequest(upload) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    upload.xhr = xhr;
+    xhr.open("POST", `${config.api}conversation/attachments/`);
+    xhr.setRequestHeader("Accept", "application/json");
+    if (state.token) xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    xhr.upload.addEventListener("progress", (event) => {
+      const bar = upload.chip && upload.chip.querySelector("progress");
+      if (bar && event.lengthComputable && event.total) bar.value = event.loaded / event.total;
+    });
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch (error) {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && data && data.attachment) resolve(data);
+      else reject(new ApiError(xhr.status, data));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, null)));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, null)));
+    const body = new FormData();
+    body.append("file", upload.file, upload.name);
+    xhr.send(body);
+  });
+}
+
+// A chip: an icon (a small picture once an image is uploaded), the name, the size or the
+// progress, and × to take it off the message.
+function renderChip(upload) {
+  const chip = document.createElement("li");
+  chip.className = "chip";
+  chip.dataset.state = upload.status;
+  const done = upload.status === "done";
+  if (done) chip.dataset.attachmentId = upload.attachment.id;
+  else chip.setAttribute("aria-busy", "true");
+  if (done && isInlineImage(upload.attachment)) {
+    const preview = document.createElement("img");
+    preview.className = "chip-preview";
+    preview.alt = "";
+    preview.src = fileUrl(upload.attachment);
+    chip.append(preview);
+  } else {
+    const symbol = document.createElement("span");
+    symbol.className = "chip-icon";
+    symbol.append(icon(FILE_ICON, 18));
+    chip.append(symbol);
+  }
+  const text = document.createElement("span");
+  text.className = "chip-text";
+  const name = document.createElement("span");
+  name.className = "chip-name";
+  name.textContent = upload.name;
+  name.title = upload.name;
+  text.append(name);
+  if (done) {
+    const size = document.createElement("span");
+    size.className = "chip-size";
+    size.textContent = humanSize(upload.size);
+    text.append(size);
+  } else {
+    const bar = document.createElement("progress");
+    bar.className = "chip-progress";
+    bar.max = 1;
+    bar.setAttribute("aria-label", format(S.uploading, { name: upload.name }));
+    text.append(bar);
+  }
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "chip-remove";
+  remove.setAttribute("aria-label", format(S.removeFile, { name: upload.name }));
+  remove.title = remove.getAttribute("aria-label");
+  remove.textContent = "×";
+  remove.addEventListener("click", () => {
+    removeUpload(upload);
+    ui.input.focus();
+  });
+  chip.append(text, remove);
+  return chip;
+}
+
+// Off the next message (an upload in progress stops; the server forgets an unsent one).
+function removeUpload(upload) {
+  const index = state.uploads.indexOf(upload);
+  if (index >= 0) state.uploads.splice(index, 1);
+  if (upload.status === "uploading" && upload.xhr) upload.xhr.abort();
+  upload.chip.remove();
+  refreshChips();
+}
+
+// After a send the chips go (the files are the message's now); after a sign-out the uploads stop too.
+function clearUploads(abort) {
+  for (const upload of state.uploads) {
+    if (abort && upload.status === "uploading" && upload.xhr) upload.xhr.abort();
+  }
+  state.uploads = [];
+  ui.chips.replaceChildren();
+  refreshChips();
+  showAttachErrors([]);
+}
+
+// A message the server sent back to the composer (the pre-chat answers need fixing): its files too.
+function restoreUploads(attachments) {
+  const restored = attachments.map((attachment) => {
+    const upload = { name: attachment.name, size: attachment.size, status: "done", attachment, xhr: null };
+    upload.chip = renderChip(upload);
+    return upload;
+  });
+  state.uploads = [...restored, ...state.uploads];
+  ui.chips.prepend(...restored.map((upload) => upload.chip));
+  refreshChips();
+}
+
+function refreshChips() {
+  ui.chips.hidden = !state.uploads.length;
+}
+
+ui.attach.setAttribute("aria-label", S.attach);
+ui.attach.title = S.attach;
+ui.chips.setAttribute("aria-label", S.attachedFiles);
+ui.dropHintText.textContent = S.dropHint;
+
+ui.attach.addEventListener("click", () => ui.fileInput.click());
+ui.fileInput.addEventListener("change", () => {
+  addFiles(Array.from(ui.fileInput.files || []));
+  ui.fileInput.value = ""; // the same file can be chosen again
+  ui.input.focus();
+});
+
+// A screenshot pasted into the message box. Text on the clipboard wins: an office app copies a
+// picture of the text beside it.
+ui.input.addEventListener("paste", (event) => {
+  const data = event.clipboardData;
+  const files = data ? Array.from(data.files || []) : [];
+  if (!files.length || data.getData("text/plain") || !canAttach()) return;
+  event.preventDefault();
+  addFiles(files);
+});
+
+// Files dragged over the panel: a hint over it, and the drop attaches them. A drop of files is
+// never left to the browser (it would open the file in place of the panel).
+let dragDepth = 0;
+
+function draggingFiles(event) {
+  return Boolean(event.dataTransfer) && Array.from(event.dataTransfer.types || []).includes("Files");
+}
+
+document.addEventListener("dragenter", (event) => {
+  if (!draggingFiles(event)) return;
+  event.preventDefault();
+  dragDepth += 1;
+  ui.dropHint.hidden = !canAttach();
+});
+document.addEventListener("dragover", (event) => {
+  if (!draggingFiles(event)) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = canAttach() ? "copy" : "none";
+});
+document.addEventListener("dragleave", (event) => {
+  if (!draggingFiles(event)) return;
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) hide(ui.dropHint);
+});
+document.addEventListener("drop", (event) => {
+  if (!draggingFiles(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  hide(ui.dropHint);
+  if (!canAttach()) return;
+  addFiles(Array.from(event.dataTransfer.files || []));
+  ui.input.focus();
+});
 
 // --- Beyond the tab: the offline form and the transcript (docs/email.md) -------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -12,6 +13,7 @@ from django.urls import reverse
 from agents.models import Presence
 from conversations import services
 from conversations.models import Conversation, Status
+from tests import files
 from tests.factories import AgentFactory, ChatWidgetFactory, CustomerFactory, UserFactory, WorkstreamFactory
 from workstreams.models import DistributionMode, QuickReply
 
@@ -94,6 +96,18 @@ def test_a_row_shows_the_last_message_and_counts_unread_customer_messages_until_
 
     row = section(alice_client.get(reverse("agents:inbox")).content.decode(), "active")
     assert 'class="badge"' not in row
+
+
+def test_a_row_of_a_message_with_only_files_shows_the_first_files_name(alice_client, alice, persistent, commit):
+    with commit():
+        conversation = start(persistent, body="First question")
+    customer = conversation.customer
+    photo = services.customer_attachment_upload(
+        widget=persistent, customer=customer, upload=SimpleUploadedFile("parcel.png", files.png())
+    )
+    services.customer_message_send(widget=persistent, customer=customer, body="", attachments=[str(photo.pk)])
+    row = section(alice_client.get(reverse("agents:inbox")).content.decode(), "active")
+    assert "📎 parcel.png" in row
 
 
 def test_the_header_shows_presence_capacity_and_customers_waiting_in_my_queues(alice_client, alice, live, commit):

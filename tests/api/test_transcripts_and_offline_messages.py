@@ -9,12 +9,14 @@ from datetime import time, timedelta
 import pytest
 import time_machine
 from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from redis import Redis
 
 from conversations import services, sweeps
 from conversations.models import Conversation, EmailKind, OutboundEmail, Status
 from conversations.tasks import emails_task, sweep_task
+from tests import files
 from tests.factories import OperatingHoursFactory
 from tests.smtp import html_of, smtp_server, text_of  # noqa: F401 - fixtures
 
@@ -49,6 +51,21 @@ def test_the_customer_gets_the_transcript_of_the_current_conversation_at_its_own
     assert "Hi Carol, how can I help?" in html_of(mail)
     assert mail["Reply-To"] is None  # a record, not a conversation by email
     assert OutboundEmail.objects.get().kind == EmailKind.TRANSCRIPT
+
+
+def test_a_transcript_names_the_attachments_of_its_messages(
+    as_customer, client, alice, customer, conversation, persistent, smtp_server
+):
+    photo = services.customer_attachment_upload(
+        widget=persistent, customer=customer, upload=SimpleUploadedFile("parcel.png", files.png())
+    )
+    services.customer_message_send(widget=persistent, customer=customer, body="", attachments=[str(photo.pk)])
+    as_customer(customer.external_id).post("/api/v1/widget/persistent/conversation/transcript/")
+    [mail] = smtp_server.to("carol@example.com")
+    assert "[Attachment: parcel.png]" in text_of(mail) and "[Attachment: parcel.png]" in html_of(mail)
+    client.force_login(alice.user)
+    download = client.get(f"/agent/conversations/{conversation.pk}/transcript.txt")
+    assert "[Attachment: parcel.png]" in download.content.decode()
 
 
 def test_the_customers_transcripts_are_rate_limited(as_customer, customer, conversation, smtp_server):

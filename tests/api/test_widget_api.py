@@ -32,6 +32,20 @@ def test_widget_config_needs_no_credentials(api, persistent, live):
         "next_opening": None,
         "language": "en",
         "prechat": [],
+        "attachments": {
+            "max_size": 10 * 1024 * 1024,
+            "types": [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+                "text/plain",
+                "text/csv",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ],
+        },
     }
     assert api.get(W.format(live.widget_key)).json()["customer_can_end"] is True
 

@@ -3,6 +3,7 @@ the admin, through conversations.privacy; each is audited without the data."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -10,13 +11,16 @@ import stat
 
 import pytest
 from django.contrib.admin.models import DELETION, LogEntry
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from conversations import privacy, services
 from conversations.errors import ConversationsOngoing, NotFound, ValidationFailed
-from conversations.models import Conversation, Customer, Message, Status
+from conversations.models import Attachment, Conversation, Customer, Message, Status
 from conversations.selectors import agent_capacity
+from tests import files
 from tests.factories import AuthenticationSettingFactory, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -315,3 +319,51 @@ def test_a_message_from_a_socket_still_open_after_the_erasure_is_refused_and_not
     with pytest.raises(DatabaseError):
         say(persistent, carol, "Still there?")
     assert not Conversation.objects.exists() and not Message.objects.exists()
+
+
+# --- Attachments ------------------------------------------------------------------------------------
+
+
+def _attach(persistent, customer, alice, conversation):
+    """Carol sends a photo; Alice answers with a PDF; Carol uploads a file she never sends."""
+    photo = services.customer_attachment_upload(
+        widget=persistent, customer=customer, upload=SimpleUploadedFile("parcel.png", files.png())
+    )
+    services.customer_message_send(widget=persistent, customer=customer, body="", attachments=[str(photo.pk)])
+    services.conversation_assign(conversation_id=conversation.pk, agent=alice)
+    label = services.agent_attachment_upload(
+        conversation_id=conversation.pk, agent=alice, upload=SimpleUploadedFile("label.pdf", files.PDF)
+    )
+    services.agent_message_send(conversation_id=conversation.pk, agent=alice, body="Label", attachments=[str(label.pk)])
+    unsent = services.customer_attachment_upload(
+        widget=persistent, customer=customer, upload=SimpleUploadedFile("draft.txt", files.TEXT)
+    )
+    return photo, label, unsent
+
+
+def test_the_export_holds_every_file_of_the_customer_with_its_bytes(customer, persistent, alice, history):
+    _first, second = history
+    photo, _label, _unsent = _attach(persistent, customer, alice, second)
+    document = privacy.customers_export(customers=[customer], actor="test")
+    [exported] = document["customers"]
+    by_name = {a["name"]: a for a in exported["attachments"]}
+    assert set(by_name) == {"parcel.png", "label.pdf", "draft.txt"}
+    assert base64.b64decode(by_name["parcel.png"]["content_base64"]) == files.png()
+    assert base64.b64decode(by_name["label.pdf"]["content_base64"]) == files.PDF
+    assert (by_name["label.pdf"]["uploaded_by"], by_name["draft.txt"]["message_seq"]) == ("agent", None)
+    messages = exported["conversations"][-1]["messages"]
+    assert [str(photo.pk)] in [m["attachments"] for m in messages]
+    json.dumps(document)  # a JSON document as it is
+
+
+def test_erasing_a_customer_deletes_its_files_from_storage(
+    customer, persistent, alice, history, django_capture_on_commit_callbacks
+):
+    _first, second = history
+    uploads = _attach(persistent, customer, alice, second)
+    names = [a.file.name for a in uploads]
+    assert all(default_storage.exists(name) for name in names)
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy.customer_erase(customer_id=customer.pk, actor="test", close_ongoing=True)
+    assert not Attachment.objects.exists()
+    assert not any(default_storage.exists(name) for name in names)

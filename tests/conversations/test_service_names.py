@@ -9,7 +9,7 @@ from conversations import services
 
 # Input validators the adapters share with the engine: not services, one positional value each.
 VALIDATORS = {"clean_body", "clean_client_id", "clean_internal", "clean_prechat"}
-ENTITIES = ("conversation", "customer", "agent", "queue", "queues")
+ENTITIES = ("conversation", "customer", "agent", "queue", "queues", "attachments")
 SERVICE_NAME = re.compile(rf"^a?(?:{'|'.join(ENTITIES)})_[a-z]+(?:_[a-z]+)*$")
 
 

@@ -914,6 +914,7 @@ def test_state_changes_are_published_after_commit_with_protocol_frames(persisten
             "created_at": result.message.created_at.isoformat(),
             "channel": "chat",
             "internal": False,
+            "attachments": [],
         },
     }
     statuses = [f["conversation"]["status"] for f in customer_frames if f["type"] == "conversation"]
