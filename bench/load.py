@@ -380,7 +380,8 @@ UPLOAD_WIDGET = "demo-persistent"
 def run_uploads(args) -> None:
     """``--clients`` customers each upload a ``--size`` byte PDF to the widget's attachment
     endpoint, one after the other, until stdin closes (bench/run.py measures the message path
-    meanwhile); then one JSON line: uploads done, refused, and their durations."""
+    meanwhile); then one JSON line: uploads done, refused, and their durations. ``--mbps``:
+    each client's uplink in megabits per second (0: as fast as loopback goes)."""
     import threading
 
     with open(args.fixture) as handle:
@@ -408,9 +409,20 @@ def run_uploads(args) -> None:
             "Host": "127.0.0.1",
         }
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        chunk = 64 * 1024
+        per_chunk = chunk * 8 / (args.mbps * 1e6) if args.mbps else 0.0
         while not stop.is_set():
             t = time.perf_counter()
-            conn.request("POST", path, body=body, headers=headers)
+            conn.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            for n, start in enumerate(range(0, len(body), chunk)):
+                conn.send(body[start : start + chunk])
+                if per_chunk:  # the uplink: each chunk leaves no earlier than its time
+                    delay = t + (n + 1) * per_chunk - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
             response = conn.getresponse()
             answer = response.read()
             if response.status == 201:
@@ -468,6 +480,7 @@ def main() -> None:
     u.add_argument("--fixture", required=True)
     u.add_argument("--clients", type=int, default=5)
     u.add_argument("--size", type=int, default=10_000_000)
+    u.add_argument("--mbps", type=float, default=0.0, help="each client's uplink, megabits/s (0: unlimited)")
     h = sub.add_parser("history")
     h.add_argument("--target", choices=["omni", "floor"], required=True)
     h.add_argument("--port", type=int, required=True)

@@ -425,10 +425,11 @@ class Bench:
         lines = run_json(args, self.env)
         return [line for line in lines if line.get("event") == "step"]
 
-    def uploads(self, fixture: Path) -> dict:
+    def uploads(self, fixture: Path, mbps: float) -> dict:
         """The latency figure (Omnichannel only) while ``--upload-clients`` customers upload
-        10 MB attachments to the same server processes without pause, with the processes'
-        peak resident memory meanwhile (sampled every 100 ms) beside their memory before."""
+        10 MB attachments to the same server processes without pause, each over an uplink of
+        ``mbps`` megabits per second (0: as fast as loopback goes), with the processes' peak
+        resident memory meanwhile (sampled every 100 ms) beside their memory before."""
         servers = [psutil.Process(p.pid) for p in self.omni]
         before = sum(proc.memory_info().rss for proc in servers)
         peak = [before]
@@ -450,6 +451,8 @@ class Bench:
                 str(fixture),
                 "--clients",
                 str(self.opts.upload_clients),
+                "--mbps",
+                str(mbps),
             ],
             env=self.env,
             stdin=subprocess.PIPE,
@@ -729,9 +732,11 @@ def run_all(opts) -> dict:
                         + ", ".join(f"{s['rate']:.0f}/s p99 {s['all_p99']} lost {s['lost']}" for s in steps)
                     )
             if "uploads" in opts.figures:
-                log(f"latency omni while {opts.upload_clients} customers upload 10 MB files: {opts.rate}/s")
-                r["uploads"] = bench.uploads(omni_fixture)
-                log(f"  {r['uploads']}")
+                for mbps in (opts.upload_mbps, 0.0):
+                    uplink = f"{mbps:g} Mbit/s each" if mbps else "unlimited"
+                    log(f"latency omni at {opts.rate}/s while {opts.upload_clients} customers upload 10 MB ({uplink})")
+                    r.setdefault("uploads", {})["paced" if mbps else "unlimited"] = bench.uploads(omni_fixture, mbps)
+                    log(f"  {r['uploads']}")
             if "connections" in opts.figures:
                 bench.restart_web()
                 for target in ("omni", "floor"):
@@ -829,25 +834,26 @@ def table(results: dict) -> str:
     if runs and "uploads" in runs[0]:
         clients = results["options"]["upload_clients"]
         rate = results["options"]["rate"]
-        for p in (50, 99):
+        for key, uplink in (("paced", f"{results['options']['upload_mbps']:g} Mbit/s each"), ("unlimited", "loopback")):
+            for p in (50, 99):
+                add(
+                    f"Delivery customer → agent p{p} at {rate:g}/s, {clients} customers uploading 10 MB ({uplink})",
+                    ("uploads", key, "latency", f"c2a_p{p}"),
+                    None,
+                    " ms",
+                    2,
+                    "≤ 25 ms" if (p, key) == (99, "paced") else "",
+                )
+            add(f"Lost meanwhile ({uplink})", ("uploads", key, "latency", "lost"), None, "", 0, "0")
+            add(f"10 MB uploads done meanwhile ({uplink})", ("uploads", key, "uploads", "done"), None, "", 0)
             add(
-                f"Delivery customer → agent p{p} at {rate:g}/s while {clients} customers upload 10 MB files",
-                ("uploads", "latency", f"c2a_p{p}"),
+                f"Server processes' resident memory: growth to the peak while uploading ({uplink})",
+                ("uploads", key, "rss_growth_mib"),
                 None,
-                " ms",
-                2,
-                "≤ 25 ms" if p == 99 else "",
+                " MiB",
+                1,
+                f"< {clients} × 10 MB",
             )
-        add("Lost meanwhile", ("uploads", "latency", "lost"), None, "", 0, "0")
-        add("10 MB uploads done meanwhile", ("uploads", "uploads", "done"), None, "", 0)
-        add(
-            "Server processes' resident memory: growth to the peak while uploading",
-            ("uploads", "rss_growth_mib"),
-            None,
-            " MiB",
-            1,
-            f"< {clients} × 10 MB",
-        )
     if runs and "throughput" in runs[0]:
         add(
             "Throughput: highest rate with p99 ≤ 100 ms, nothing lost",
@@ -1018,6 +1024,12 @@ def main() -> None:
     parser.add_argument("--assign-agents", type=int, default=100)
     parser.add_argument("--assign-timeout", type=float, default=180)
     parser.add_argument("--upload-clients", type=int, default=5, help="customers uploading in the uploads figure")
+    parser.add_argument(
+        "--upload-mbps",
+        type=float,
+        default=100.0,
+        help="each uploading customer's uplink (Mbit/s) in the uploads figure",
+    )
     parser.add_argument("--out", default=str(WORK / "results.md"))
     parser.add_argument("--table", metavar="RESULTS_JSON", help="only print the table of an earlier results.json")
     opts = parser.parse_args()
