@@ -15,7 +15,6 @@ from asgiref.sync import AsyncToSync, SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings as django_settings
 from django.core.cache import caches
-from django.core.exceptions import RequestAborted
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
@@ -202,50 +201,3 @@ def test_each_request_context_reuses_the_processs_redis_connections():
 @pytest.mark.fast_realtime
 def test_cache_objects_share_their_client():
     assert caches.create_connection("default")._cache is caches.create_connection("default")._cache
-
-
-def _body_messages(body: bytes, chunk: int = 64 * 1024) -> list[dict]:
-    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [b""]
-    return [{"type": "http.request", "body": p, "more_body": n < len(parts) - 1} for n, p in enumerate(parts)]
-
-
-def _reader(messages: list[dict]):
-    queue = list(messages)
-
-    async def receive():
-        return queue.pop(0)
-
-    return receive
-
-
-def test_a_large_body_is_written_to_disk_off_the_event_loop_and_read_back_whole(monkeypatch):
-    body = bytes(range(256)) * (3 * 1024 * 4)  # 3 MiB, past FILE_UPLOAD_MAX_MEMORY_SIZE
-    writers = []
-    original = http._write_all
-
-    def recording(body_file, chunks):
-        writers.append(threading.current_thread())
-        original(body_file, chunks)
-
-    monkeypatch.setattr(http, "_write_all", recording)
-
-    async def read():
-        loop_thread = threading.current_thread()
-        body_file = await ASGIHandler().read_body(_reader(_body_messages(body)))
-        return loop_thread, body_file.read()
-
-    loop_thread, read_back = asyncio.run(read())
-    assert read_back == body
-    assert writers and all(writer is not loop_thread for writer in writers)
-
-
-def test_a_small_body_stays_on_the_loop_and_a_client_that_leaves_aborts_the_read(monkeypatch):
-    monkeypatch.setattr(http, "_write_all", lambda *args: pytest.fail("a small body went to a thread"))
-
-    async def read(messages):
-        return (await ASGIHandler().read_body(_reader(messages))).read()
-
-    assert asyncio.run(read(_body_messages(b'{"body": "hi"}'))) == b'{"body": "hi"}'
-    leaving = [*_body_messages(b"x" * (2 * 1024 * 1024))[:5], {"type": "http.disconnect"}]
-    with pytest.raises(RequestAborted):
-        asyncio.run(read(leaving))

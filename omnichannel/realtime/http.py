@@ -19,13 +19,11 @@ would be two more round trips. Static files get its nosniff header from ServeSta
 from __future__ import annotations
 
 import collections
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import AsyncToSync, ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.asgi import get_asgi_application
-from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 
 from omnichannel.realtime.serverloop import serve_http, serving
@@ -82,42 +80,6 @@ class ASGIHandler(DjangoASGIHandler):
             else:  # still busy with a request that was given up, or enough are idle
                 thread.shutdown(wait=False)
 
-    async def read_body(self, receive):
-        """Django's ``read_body``, with the disk off the event loop: a body larger than
-        ``FILE_UPLOAD_MAX_MEMORY_SIZE`` (an upload) goes to its temporary file in a worker
-        thread, ``BODY_FLUSH`` bytes at a time. Django writes every chunk on the loop, where a
-        write the kernel throttles (dirty pages under a stream of uploads) stalls every socket of
-        the process (seen in the bench's uploads figure: p99 72 ms; docs/decisions.md)."""
-        limit = settings.FILE_UPLOAD_MAX_MEMORY_SIZE
-        body_file = tempfile.SpooledTemporaryFile(max_size=limit, mode="w+b")
-        write = sync_to_async(_write_all, thread_sensitive=False)
-        pending: list[bytes] = []
-        pending_size = total = 0
-        try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise RequestAborted()
-                chunk = message.get("body", b"")
-                total += len(chunk)
-                if total <= limit:
-                    body_file.write(chunk)  # in memory: a small body stays on the loop
-                elif chunk:
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= BODY_FLUSH:
-                        await write(body_file, pending)
-                        pending, pending_size = [], 0
-                if not message.get("more_body", False):
-                    break
-            if pending:
-                await write(body_file, pending)
-        except BaseException:
-            body_file.close()
-            raise
-        body_file.seek(0)
-        return body_file
-
     def load_middleware(self, is_async: bool = False) -> None:
         # The sync build: middleware that can run in a thread does; where the chain reaches an
         # async-only middleware (ServeStatic), the part below it is one sync_to_async call.
@@ -129,15 +91,6 @@ class ASGIHandler(DjangoASGIHandler):
             self._middleware_chain = chain.awaitable
         else:  # no async-only middleware at all: the whole chain is one hop
             self._middleware_chain = sync_to_async(chain, thread_sensitive=True)
-
-
-# How much of a large body is gathered on the loop before a thread writes it.
-BODY_FLUSH = 1024 * 1024
-
-
-def _write_all(body_file, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        body_file.write(chunk)
 
 
 def application():

@@ -151,8 +151,6 @@ PRIVATE = [
     # Django: omnichannel/realtime/http.py subclasses its ASGI handler; cache.py its Redis cache.
     Private("django", "django.core.handlers.asgi", "ASGIHandler.handle",
             HTTP, "what ASGIHandler.__call__ runs inside the request's ThreadSensitiveContext"),
-    Private("django", "django.core.handlers.asgi", "ASGIHandler.read_body",
-            HTTP, "replaced: an upload's body is written to its temporary file off the event loop"),
     Private("django", "django.core.handlers.asgi", "ASGIHandler.load_middleware",
             HTTP, "built with is_async=False: the middleware chain as for WSGI"),
     Private("django", "django.core.handlers.asgi", "_middleware_chain",
@@ -229,13 +227,6 @@ def _django_call() -> str:
     return f"no longer runs {changed} (ASGIHandler.__call__ replaces it)" if changed else ""
 
 
-def _django_reads_the_body_by_read_body() -> str:
-    from django.core.handlers.asgi import ASGIHandler
-
-    source = inspect.getsource(ASGIHandler.handle)
-    return "" if "self.read_body(receive)" in source else "no longer reads the body by self.read_body(receive)"
-
-
 def _thread_sensitive_executor() -> str:
     from asgiref.sync import ThreadSensitiveContext
 
@@ -255,7 +246,6 @@ RELIED = [
     Relied("channels-redis", "RedisSingleShardConnection._receive_message", LAYERS, _reader_calls),
     Relied("channels", "AsyncConsumer.__call__", CONSUMER, _consumer_call_attributes),
     Relied("django", "ASGIHandler.__call__", HTTP, _django_call),
-    Relied("django", "ASGIHandler.handle's self.read_body(receive)", HTTP, _django_reads_the_body_by_read_body),
     Relied("asgiref", "ThreadSensitiveContext(executor=...)", HTTP, _thread_sensitive_executor),
     Relied("django", "BaseHandler.load_middleware(is_async=...)", HTTP, _load_middleware_is_async),
 ]
