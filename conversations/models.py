@@ -103,6 +103,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.CLOSED: frozenset(),
 }
 ONGOING = (Status.OPEN, Status.ACTIVE, Status.WAITING)
+# Where the agent holding a conversation may still write in it: a note (in wrap-up too), a file.
+WRITABLE = (Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
 
 
 class EndedBy(models.TextChoices):

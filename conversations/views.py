@@ -276,7 +276,7 @@ def attachment_file(request: HttpRequest, token: str) -> HttpResponse:
         )
     try:
         handle = attachment.file.open("rb")
-    except (FileNotFoundError, OSError):
+    except OSError:  # the file is gone from storage
         return JsonResponse({"code": "not_found", "detail": _("The file is gone.")}, status=404)
     inline = attachment.content_type in files.INLINE_TYPES
     # Read in chunks by an async iterator: under ASGI, Django would read a sync iterator (a

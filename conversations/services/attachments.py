@@ -5,7 +5,6 @@ removed after ``ATTACHMENT_ORPHAN_AGE`` (``attachments_sweep``). docs/protocol.m
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import timedelta
 
@@ -19,14 +18,10 @@ from django.utils.translation import gettext as _
 from agents.models import Agent
 from conversations import files
 from conversations.errors import FileTooLarge, FileTypeNotAllowed, InvalidTransition, NotFound, ValidationFailed
-from conversations.models import Attachment, Conversation, Customer, Message, Sender
+from conversations.models import ONGOING, WRITABLE, Attachment, Conversation, Customer, Message, Sender
 from workstreams.models import ChatWidget, Workstream
 
-logger = logging.getLogger(__name__)
-
 MAX_ATTACHMENTS = 10
-# Where an agent may attach: wherever it may write (a message, or a note in wrap-up).
-UPLOAD_STATUSES = ("active", "waiting", "wrap_up")
 
 
 def _checked(workstream: Workstream, upload) -> tuple[str, str]:
@@ -74,9 +69,7 @@ def customer_attachment_upload(*, widget: ChatWidget, customer: Customer, upload
     its next message starts)."""
     workstream = widget.workstream
     name, content_type = _checked(workstream, upload)
-    conversation = Conversation.objects.filter(
-        customer=customer, workstream=workstream, status__in=("open", "active", "waiting")
-    ).first()
+    conversation = Conversation.objects.filter(customer=customer, workstream=workstream, status__in=ONGOING).first()
     attachment = Attachment(
         id=uuid.uuid4(), workstream=workstream, conversation=conversation, sender=Sender.CUSTOMER, customer=customer
     )
@@ -88,7 +81,7 @@ def agent_attachment_upload(*, conversation_id: int, agent: Agent, upload) -> At
     conversation = Conversation.objects.select_related("workstream").filter(pk=conversation_id).first()
     if conversation is None or conversation.agent_id != agent.pk:
         raise NotFound()  # an agent acts only on its own conversations (services.common._check_agent)
-    if conversation.status not in UPLOAD_STATUSES:
+    if conversation.status not in WRITABLE:  # where it may write a message, or a note
         raise InvalidTransition()
     name, content_type = _checked(conversation.workstream, upload)
     attachment = Attachment(

@@ -41,7 +41,7 @@ from conversations.errors import (
     OutsideOperatingHours,
     ValidationFailed,
 )
-from conversations.models import Channel, Conversation, Customer, Message, Sender, Status
+from conversations.models import WRITABLE, Channel, Conversation, Customer, Message, Sender, Status
 from conversations.policy import eligible_agent_ids
 from conversations.services.assignment import queues_drain_request
 from conversations.services.attachments import _attach, _claimed, clean_attachment_ids
@@ -85,7 +85,7 @@ _APPENDED_FIELDS = {
 # no answer (the customer is not waiting less, no email is due, a waiting conversation stays so).
 _NOTE_FIELDS = ("last_seq", "agent_read_seq")
 # Where an agent may leave a note: wherever it holds the conversation, wrap-up included.
-NOTE_STATUSES = (Status.ACTIVE, Status.WAITING, Status.WRAP_UP)
+NOTE_STATUSES = WRITABLE
 
 
 @dataclass

@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from conversations import services
+from conversations.models import Status
 from tests.cast import (  # noqa: F401 - fixtures
     alice,
     bob,
@@ -37,6 +39,18 @@ def as_customer(persistent):
         return client
 
     return make
+
+
+@pytest.fixture
+def conversation(persistent, customer, alice):
+    """Carol's persistent conversation, active with Alice (modules may define their own)."""
+    conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hello").conversation
+    conversation.refresh_from_db()
+    if conversation.status == Status.OPEN:  # no commit in this test: no assignment ran
+        services.conversation_assign(conversation_id=conversation.pk, agent=alice)
+        conversation.refresh_from_db()
+    assert (conversation.status, conversation.agent_id) == (Status.ACTIVE, alice.pk)
+    return conversation
 
 
 @pytest.fixture

@@ -24,17 +24,6 @@ A = "/api/v1/agent/conversations/"
 W = "/api/v1/widget/persistent/conversation/"
 
 
-@pytest.fixture
-def conversation(persistent, customer, alice):
-    conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hello").conversation
-    conversation.refresh_from_db()
-    if conversation.status == Status.OPEN:  # no commit in this test: no assignment ran
-        services.conversation_assign(conversation_id=conversation.pk, agent=alice)
-        conversation.refresh_from_db()
-    assert (conversation.status, conversation.agent_id) == (Status.ACTIVE, alice.pk)
-    return conversation
-
-
 def upload(client, path, content: bytes, name: str = "file.bin", content_type: str = "application/octet-stream"):
     return client.post(path, {"file": SimpleUploadedFile(name, content, content_type=content_type)}, format="multipart")
 

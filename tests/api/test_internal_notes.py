@@ -8,24 +8,12 @@ import pytest
 import yaml
 
 from conversations import services
-from conversations.models import Status
 from tests.smtp import html_of, smtp_server, text_of  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 
 A = "/api/v1/agent/conversations/"
 W = "/api/v1/widget/persistent/conversation/"
-
-
-@pytest.fixture
-def conversation(persistent, customer, alice):
-    conversation = services.customer_message_send(widget=persistent, customer=customer, body="Hello").conversation
-    conversation.refresh_from_db()
-    if conversation.status == Status.OPEN:  # no commit in this test: no assignment ran
-        services.conversation_assign(conversation_id=conversation.pk, agent=alice)
-        conversation.refresh_from_db()
-    assert (conversation.status, conversation.agent_id) == (Status.ACTIVE, alice.pk)
-    return conversation
 
 
 def test_an_agent_writes_a_note_and_reads_it_back_marked_internal(as_agent, alice, conversation):

@@ -12,6 +12,7 @@ from agents.models import Presence
 from conversations import services
 from conversations.models import Conversation
 from tests.factories import OperatingHoursFactory, OperatingIntervalFactory
+from workstreams.models import DEFAULT_ATTACHMENT_TYPES
 
 pytestmark = pytest.mark.django_db
 
@@ -32,20 +33,7 @@ def test_widget_config_needs_no_credentials(api, persistent, live):
         "next_opening": None,
         "language": "en",
         "prechat": [],
-        "attachments": {
-            "max_size": 10 * 1024 * 1024,
-            "types": [
-                "image/png",
-                "image/jpeg",
-                "image/gif",
-                "image/webp",
-                "application/pdf",
-                "text/plain",
-                "text/csv",
-                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            ],
-        },
+        "attachments": {"max_size": 10 * 1024 * 1024, "types": DEFAULT_ATTACHMENT_TYPES.splitlines()},
     }
     assert api.get(W.format(live.widget_key)).json()["customer_can_end"] is True
 
